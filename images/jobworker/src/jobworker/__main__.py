@@ -1,0 +1,5 @@
+"""`python -m jobworker` is the same as the `jobworker` command."""
+
+from jobworker.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,387 @@
+"""The `jobworker` command: one subcommand per job pattern and per queue operation.
+
+Every option can also come from the environment (the name is given in each option's help), which is
+how the charts configure the workers; credentials come only from the environment, which the charts
+fill from Secrets, so that they never appear in a process list.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from jobworker import __version__
+from jobworker.constants import (
+    DEFAULT_BATCH_SIZE_COMMAND,
+    DEFAULT_BATCH_SIZE_HANDLER,
+    DEFAULT_CONNECT_SECONDS,
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PROGRESS_SECONDS,
+    DEFAULT_REDIS_URL,
+    DEFAULT_WAIT_SECONDS,
+    ENV_BATCH_SIZE,
+    ENV_CONNECT_TIMEOUT,
+    ENV_DELIVERY,
+    ENV_GRACE_SECONDS,
+    ENV_HANDLER,
+    ENV_LEASE_SECONDS,
+    ENV_LOG_FORMAT,
+    ENV_LOG_LEVEL,
+    ENV_MAX_ATTEMPTS,
+    ENV_QUEUE,
+    ENV_REDIS_PASSWORD,
+    ENV_REDIS_URL,
+    ENV_WAIT_SECONDS,
+    ExitCode,
+)
+from jobworker.errors import JobWorkerError
+from jobworker.handlers import load_handler
+from jobworker.items import ITEMS_FORMATS, read_items
+from jobworker.logs import preview, setup_logging
+from jobworker.progress import ProgressBar
+from jobworker.runner import CommandRunner, Delivery, check_command
+from jobworker.stopping import StopRequest
+
+log = logging.getLogger("jobworker")
+
+FAILED_SHOWN = 10  # failed items listed by `jobworker status`
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the usage block buries the message in pod logs."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _number(kind: type, minimum: float, inclusive: bool, option: str, env: str) -> Callable[[str], float]:
+    """An argparse type converter whose message names the option and its variable."""
+    bound = f"{'at least' if inclusive else 'greater than'} {minimum:g}"
+
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (value == minimum and not inclusive):
+            kind_name = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind_name} {bound} ({option} / {env})")
+        return value
+
+    return convert
+
+
+def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=environ.get(ENV_LOG_FORMAT, "text"),
+        help=f"log lines as text or JSON (env {ENV_LOG_FORMAT})",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=environ.get(ENV_LOG_LEVEL, "INFO"),
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        help=f"(env {ENV_LOG_LEVEL}, default INFO)",
+    )
+
+
+def _add_redis(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=environ.get(ENV_REDIS_URL, DEFAULT_REDIS_URL),
+        help=f"redis://[user@]host:port/db (env {ENV_REDIS_URL}; the password comes "
+        f"from {ENV_REDIS_PASSWORD})",
+    )
+    parser.add_argument(
+        "--queue",
+        default=environ.get(ENV_QUEUE, ""),
+        help=f"name of the work queue, the Redis list holding the items (env {ENV_QUEUE})",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        metavar="SECONDS",
+        default=environ.get(ENV_CONNECT_TIMEOUT, str(DEFAULT_CONNECT_SECONDS)),
+        type=_number(float, 0, True, "--connect-timeout", ENV_CONNECT_TIMEOUT),
+        help="how long to retry an unreachable or restarting server before giving up "
+        f"(env {ENV_CONNECT_TIMEOUT}, default {DEFAULT_CONNECT_SECONDS:g})",
+    )
+
+
+def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
+    parser = sub.add_parser(
+        "fine",
+        help="process items from a Redis list until the queue is finished",
+        description="Lease items from the Redis list QUEUE and run COMMAND (or --handler) once per item, "
+        "until the queue is finished. Exit status: 0 all done, 3 finished with failed items, "
+        "4 no work came within --wait, 143 stopped by SIGTERM.",
+    )
+    _add_redis(parser, environ)
+    parser.add_argument(
+        "--handler",
+        default=environ.get(ENV_HANDLER),
+        metavar="MODULE:FUNCTION",
+        help=f"call this Python function per item instead of a command (env {ENV_HANDLER})",
+    )
+    parser.add_argument(
+        "--deliver",
+        type=Delivery,
+        choices=list(Delivery),
+        default=environ.get(ENV_DELIVERY, Delivery.AUTO),
+        help="how COMMAND gets the item: stdin, env ($WORK_ITEM), arg ({item}), file "
+        f"({{item_file}}); auto picks by placeholder, else stdin (env {ENV_DELIVERY})",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        metavar="SECONDS",
+        default=environ.get(ENV_LEASE_SECONDS, str(DEFAULT_LEASE_SECONDS)),
+        type=_number(float, 0, False, "--lease-seconds", ENV_LEASE_SECONDS),
+        help="a lease not renewed for this long is taken back from a worker presumed "
+        f"dead (default {DEFAULT_LEASE_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        metavar="N",
+        default=environ.get(ENV_MAX_ATTEMPTS, str(DEFAULT_MAX_ATTEMPTS)),
+        type=_number(int, 1, True, "--max-attempts", ENV_MAX_ATTEMPTS),
+        help=f"runs of an item before it goes to the failed list (default {DEFAULT_MAX_ATTEMPTS})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        metavar="N",
+        default=environ.get(ENV_BATCH_SIZE),
+        type=_number(int, 1, True, "--batch-size", ENV_BATCH_SIZE),
+        help=f"items leased at once (default {DEFAULT_BATCH_SIZE_COMMAND} with a command, "
+        f"{DEFAULT_BATCH_SIZE_HANDLER} with a handler)",
+    )
+    parser.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        default=environ.get(ENV_WAIT_SECONDS, str(DEFAULT_WAIT_SECONDS)),
+        type=_number(float, 0, True, "--wait", ENV_WAIT_SECONDS),
+        help="on an open (unsealed) queue, give up after this long without work "
+        f"(default {DEFAULT_WAIT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--grace-seconds",
+        metavar="SECONDS",
+        default=environ.get(ENV_GRACE_SECONDS, str(DEFAULT_GRACE_SECONDS)),
+        type=_number(float, 0, True, "--grace-seconds", ENV_GRACE_SECONDS),
+        help="on SIGTERM, how long the current item may still run before it is "
+        f"stopped and handed back (default {DEFAULT_GRACE_SECONDS:g})",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    parser.set_defaults(run=_run_fine)
+
+
+def _add_seed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
+    parser = sub.add_parser(
+        "seed",
+        help="push items to a queue and seal it",
+        description="Push items at the tail of the queue, marking it open meanwhile and sealed at the end "
+        "(workers wait for a sealed queue before they exit). Running the same seed again "
+        "pushes nothing twice: it resumes an interrupted seed or does nothing.",
+    )
+    _add_redis(parser, environ)
+    parser.add_argument(
+        "--file",
+        metavar="PATH",
+        help="read items from this file (- for stdin): one per line, or a JSON array",
+    )
+    parser.add_argument(
+        "--format",
+        choices=ITEMS_FORMATS,
+        default="auto",
+        help="items file format (auto: JSON when the name ends in .json)",
+    )
+    parser.add_argument(
+        "--no-seal",
+        dest="seal",
+        action="store_false",
+        help="leave the queue open for more producers; seal it later with `jobworker seal`",
+    )
+    parser.add_argument("items", nargs="*", metavar="ITEM", help="items given on the command line")
+    parser.set_defaults(run=_run_seed)
+
+
+def _add_status(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
+    parser = sub.add_parser(
+        "status",
+        help="print a queue's counts",
+        description="Print pending, in flight, done and failed counts, and whether the queue is sealed.",
+    )
+    _add_redis(parser, environ)
+    parser.add_argument("--json", action="store_true", help="one JSON object")
+    parser.set_defaults(run=_run_status)
+
+
+def _add_seal(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
+    parser = sub.add_parser("seal", help="mark the end of input of a queue filled by other means")
+    _add_redis(parser, environ)
+    parser.set_defaults(run=_run_seal)
+
+
+def _add_requeue_failed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
+    parser = sub.add_parser("requeue-failed", help="put failed items back on the queue")
+    _add_redis(parser, environ)
+    parser.set_defaults(run=_run_requeue_failed)
+
+
+def build_parser(environ: Mapping[str, str]) -> Parser:
+    """The whole command line; defaults are read from `environ`."""
+    parser = Parser(prog="jobworker", description="Workers for the Kubernetes batch Job patterns.")
+    parser.add_argument("--version", action="version", version=f"jobworker {__version__}")
+    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    for add in (_add_fine, _add_seed, _add_status, _add_seal, _add_requeue_failed):
+        add(sub, environ)
+    for subparser in sub.choices.values():
+        _add_common(subparser, environ)
+    return parser
+
+
+# --- Redis subcommands ------------------------------------------------------------------------------
+def _redis_queue(args: argparse.Namespace, environ: Mapping[str, str]):
+    """Connect and open the queue; imported here so that images without redis-py still start."""
+    try:
+        from jobworker import redisqueue  # noqa: PLC0415
+    except ImportError:
+        raise JobWorkerError("this image has no Redis support: install jobworker[redis]") from None
+    name = redisqueue.validate_queue_name(args.queue)
+    client = redisqueue.connect(args.redis_url, environ.get(ENV_REDIS_PASSWORD), args.connect_timeout)
+    queue = redisqueue.RedisQueue(client, name)
+    queue.check_type()
+    return queue
+
+
+def _command_of(args: argparse.Namespace) -> list[str]:
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    return command
+
+
+def _run_fine(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    from jobworker.fine import (  # noqa: PLC0415 - needs redis-py, absent from some images
+        CommandProcessor,
+        FineSettings,
+        FineWorker,
+        HandlerProcessor,
+    )
+
+    command = _command_of(args)
+    if args.handler and command:
+        raise JobWorkerError("give either --handler or a command after --, not both")
+    stop = StopRequest()
+    if args.handler:
+        processor = HandlerProcessor(load_handler(args.handler), stop, DEFAULT_PROGRESS_SECONDS)
+        batch_size = args.batch_size or DEFAULT_BATCH_SIZE_HANDLER
+    else:
+        check_command(command)
+        runner = CommandRunner(command, args.deliver, stop, args.grace_seconds)
+        processor = CommandProcessor(runner, stop, DEFAULT_PROGRESS_SECONDS)
+        batch_size = args.batch_size or DEFAULT_BATCH_SIZE_COMMAND
+    queue = _redis_queue(args, environ)
+    queue.warn_unless_noeviction()
+    settings = FineSettings(
+        batch_size=batch_size,
+        lease_seconds=args.lease_seconds,
+        max_attempts=args.max_attempts,
+        wait_seconds=args.wait,
+        progress_seconds=DEFAULT_PROGRESS_SECONDS,
+    )
+    stop.install()
+    log.info(
+        "worker started on queue %r (batch %d, lease %g s, %d attempts)",
+        queue.name,
+        batch_size,
+        args.lease_seconds,
+        args.max_attempts,
+    )
+    return FineWorker(queue, processor, settings, stop).run()
+
+
+def _read_seed_items(args: argparse.Namespace) -> list[bytes]:
+    if args.file and args.items:
+        raise JobWorkerError("give items either with --file or on the command line, not both")
+    if args.file:
+        return read_items(args.file, args.format)
+    if not args.items:
+        raise JobWorkerError("no items given: pass them as arguments or with --file")
+    return [os.fsencode(item) for item in args.items]
+
+
+def _run_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    items = _read_seed_items(args)
+    queue = _redis_queue(args, environ)
+    bar = ProgressBar(f"seeding {queue.name}")
+    result = queue.seed(items, seal=args.seal, on_progress=bar.update)
+    if result.already_seeded:
+        log.info(
+            "queue %r already holds these %d items from an earlier seed: nothing pushed",
+            queue.name,
+            result.total,
+        )
+    else:
+        log.info(
+            "pushed %d items to queue %r%s",
+            result.pushed,
+            queue.name,
+            f" (resumed: {result.total - result.pushed} were already in)"
+            if result.pushed < result.total
+            else "",
+        )
+    log.info("queue %r is %s", queue.name, "sealed" if args.seal else "open (seal it with `jobworker seal`)")
+    return ExitCode.OK
+
+
+def _run_status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    queue = _redis_queue(args, environ)
+    status = queue.status()
+    if args.json:
+        sys.stdout.write(json.dumps({"queue": queue.name, **status.as_dict()}) + "\n")
+        return ExitCode.OK
+    lines = [
+        f"queue {queue.name} ({status.state})",
+        f"  pending    {status.pending}",
+        f"  in flight  {status.in_flight}",
+        f"  done       {status.done}",
+        f"  failed     {status.failed}",
+    ]
+    for item, error in queue.failed_items(FAILED_SHOWN):
+        lines.append(f"    {preview(item)}: {error}")
+    if status.failed > FAILED_SHOWN:
+        lines.append(f"    ... and {status.failed - FAILED_SHOWN} more")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return ExitCode.OK
+
+
+def _run_seal(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    queue = _redis_queue(args, environ)
+    queue.seal()
+    log.info("queue %r is sealed: workers exit once it is empty and nothing is in flight", queue.name)
+    return ExitCode.OK
+
+
+def _run_requeue_failed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    queue = _redis_queue(args, environ)
+    moved = queue.requeue_failed()
+    log.info("moved %d failed items back to queue %r", moved, queue.name)
+    return ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point: parse, run, and turn user errors into one line on stderr and an exit code."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser(environ)
+    args = parser.parse_args(argv)
+    setup_logging(args.log_format, args.log_level)
+    try:
+        return int(args.run(args, environ))
+    except JobWorkerError as error:
+        log.error("%s", error)
+        return int(error.exit_code)

@@ -1,0 +1,107 @@
+"""Names and defaults shared by every worker, in one place.
+
+Charts, tests and documentation rely on these values (exit codes in podFailurePolicy, key names in
+`redis-cli` recipes, environment variable names in pod specs), so they are defined once here and
+nowhere else.
+"""
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit statuses. The charts' podFailurePolicy rules match on these numbers."""
+
+    OK = 0
+    ERROR = 1  # bad input or an unreachable service: a one-line message says which
+    USAGE = 2  # argparse's own status for a malformed command line
+    ITEMS_FAILED = 3  # the queue is finished but some items ended in the failed list
+    NO_WORK = 4  # --wait expired without any work arriving
+    TERMINATED = 143  # stopped by SIGTERM/SIGINT after handing unfinished work back (128 + 15)
+
+
+# --- environment variables (every option can also come from the environment) -------------------
+ENV_REDIS_URL = "REDIS_URL"
+ENV_REDIS_PASSWORD = "REDIS_PASSWORD"  # noqa: S105 - a variable name; it overrides the URL's password
+ENV_AMQP_URL = "AMQP_URL"
+ENV_AMQP_USERNAME = "AMQP_USERNAME"
+ENV_AMQP_PASSWORD = "AMQP_PASSWORD"  # noqa: S105 - a variable name
+ENV_QUEUE = "QUEUE_NAME"
+ENV_CONNECT_TIMEOUT = "CONNECT_TIMEOUT"
+ENV_LEASE_SECONDS = "LEASE_SECONDS"
+ENV_MAX_ATTEMPTS = "MAX_ATTEMPTS"
+ENV_BATCH_SIZE = "BATCH_SIZE"
+ENV_WAIT_SECONDS = "WAIT_SECONDS"
+ENV_GRACE_SECONDS = "GRACE_SECONDS"
+ENV_DELIVERY = "ITEM_DELIVERY"
+ENV_HANDLER = "HANDLER"
+ENV_ITEMS_FILE = "ITEMS_FILE"
+ENV_LOG_FORMAT = "LOG_FORMAT"
+ENV_LOG_LEVEL = "LOG_LEVEL"
+ENV_WORK_ITEM = "WORK_ITEM"  # the item handed to a command with --deliver env
+ENV_JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in Indexed Jobs
+
+# --- placeholders in a command's arguments ------------------------------------------------------
+PLACEHOLDER_ITEM = "{item}"
+PLACEHOLDER_ITEM_FILE = "{item_file}"
+PLACEHOLDER_INDEX = "{index}"
+
+# --- defaults -----------------------------------------------------------------------------------
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_BATCH_SIZE_COMMAND = 1  # commands are slow: leasing ahead would starve other pods
+DEFAULT_BATCH_SIZE_HANDLER = 500  # in-process handlers are fast: amortise the round trip
+DEFAULT_WAIT_SECONDS = 600.0  # how long an open (unsealed) queue may stay without work
+DEFAULT_GRACE_SECONDS = 20.0  # below the pod's default terminationGracePeriodSeconds of 30
+DEFAULT_CONNECT_SECONDS = 60.0  # total time spent retrying an unreachable service
+DEFAULT_PROGRESS_SECONDS = 5.0  # handler mode logs a progress line this often
+SEED_BATCH_SIZE = 1000  # items pushed per round trip by `jobworker seed`
+POLL_MIN_SECONDS = 0.05  # idle workers poll an open queue, backing off up to POLL_MAX_SECONDS
+POLL_MAX_SECONDS = 1.0
+ITEM_PREVIEW_CHARS = 60  # how much of an item a log line shows
+
+
+# --- Redis keys ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RedisKeys:
+    """The keys of one Redis work queue.
+
+    The queue itself is the plain list named Q, so `redis-cli rpush Q item` keeps working. Every
+    other key is "{Q}:suffix": the braces make Redis Cluster hash only "Q", which puts all of a
+    queue's keys, Q included, in one slot, as multi-key Lua scripts require. No key carries a TTL,
+    so an eviction policy of volatile-* cannot drop a lease early.
+    """
+
+    pending: str  # list of raw items, pushed at the tail, taken from the head (FIFO)
+    retry: str  # list of packed records: items to run again (failed once, or handed back)
+    leased: str  # sorted set: lease id -> deadline in ms of Redis server time
+    leases: str  # hash: lease id -> packed batch of the items the lease holds
+    in_flight: str  # number of items currently leased
+    done: str  # number of items completed
+    failed: str  # list of the items that used up their attempts (raw bytes, as pushed)
+    failed_errors: str  # the last error of each failed item, at the same position
+    state: str  # "open" while a producer is pushing, "sealed" at end of input; absent by hand
+    seed: str  # hash recording the progress of `jobworker seed`, for retries
+    next_lease: str  # lease id counter
+
+    @classmethod
+    def for_queue(cls, queue: str) -> "RedisKeys":
+        tag = "{" + queue + "}"
+        return cls(
+            pending=queue,
+            retry=f"{tag}:retry",
+            leased=f"{tag}:leased",
+            leases=f"{tag}:leases",
+            in_flight=f"{tag}:in_flight",
+            done=f"{tag}:done",
+            failed=f"{tag}:failed",
+            failed_errors=f"{tag}:failed:errors",
+            state=f"{tag}:state",
+            seed=f"{tag}:seed",
+            next_lease=f"{tag}:next_lease",
+        )
+
+
+STATE_OPEN = b"open"
+STATE_SEALED = b"sealed"

@@ -1,0 +1,16 @@
+"""The one exception type that reaches the user.
+
+Anything the user can fix (a wrong URL, a missing module, a bad option) is raised as
+JobWorkerError; the CLI prints its message as one line and exits with its code, never with a
+traceback. Every other exception is a bug and keeps its traceback.
+"""
+
+from jobworker.constants import ExitCode
+
+
+class JobWorkerError(Exception):
+    """A failure explained by one line of text, with the exit status it maps to."""
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

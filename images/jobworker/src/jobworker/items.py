@@ -1,0 +1,59 @@
+"""Reading work items from files: one item per line, or a JSON array.
+
+The charts render `items` from values as a JSON array (any string survives, newlines included) and
+`itemsFile` as text with one item per line; the workers accept both, so the same file feeds
+`jobworker seed` and `jobworker indexed`.
+"""
+
+import json
+import sys
+from pathlib import Path
+from typing import Literal
+
+from jobworker.errors import JobWorkerError
+
+ItemsFormat = Literal["auto", "lines", "json"]
+ITEMS_FORMATS: tuple[ItemsFormat, ...] = ("auto", "lines", "json")
+
+
+def parse_lines(data: bytes) -> list[bytes]:
+    """One item per line; blank lines are skipped and a trailing CR is dropped (files from Windows)."""
+    items = []
+    for line in data.split(b"\n"):
+        item = line.removesuffix(b"\r")
+        if item:
+            items.append(item)
+    return items
+
+
+def parse_json(data: bytes, source: str) -> list[bytes]:
+    """A JSON array of strings or numbers; numbers become their decimal text, as Helm renders them."""
+    try:
+        value = json.loads(data)
+    except ValueError as error:
+        raise JobWorkerError(f"{source}: not valid JSON: {error}") from None
+    if not isinstance(value, list):
+        raise JobWorkerError(f"{source}: expected a JSON array of items, got {type(value).__name__}")
+    items = []
+    for position, entry in enumerate(value):
+        if isinstance(entry, str):
+            items.append(entry.encode())
+        elif isinstance(entry, int | float) and not isinstance(entry, bool):
+            items.append(json.dumps(entry).encode())
+        else:
+            raise JobWorkerError(
+                f"{source}: item {position} is {type(entry).__name__}; items must be strings or numbers"
+            )
+    return items
+
+
+def read_items(path: str, items_format: ItemsFormat = "auto") -> list[bytes]:
+    """Read every item of a file (`-` is stdin). `auto` means JSON when the name ends in .json."""
+    source = "stdin" if path == "-" else path
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as error:
+        raise JobWorkerError(f"cannot read items file {source}: {error.strerror}") from None
+    if items_format == "json" or (items_format == "auto" and path.endswith(".json")):
+        return parse_json(data, source)
+    return parse_lines(data)

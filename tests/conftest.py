@@ -1,0 +1,23 @@
+"""Fixtures shared by the test modules: real servers, each test with its own."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import RedisServer
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A password-protected redis-server with the append-only file on, for one test."""
+    server = RedisServer(tmp_path / "redis", password="test-password", appendonly=True)
+    server.directory.mkdir()
+    with server:
+        yield server
+
+
+@pytest.fixture
+def redis_env(redis_server: RedisServer) -> dict[str, str]:
+    """The environment a chart gives a worker for `redis_server`."""
+    return {"REDIS_URL": redis_server.url, "REDIS_PASSWORD": redis_server.password or ""}

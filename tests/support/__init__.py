@@ -1,0 +1,1 @@
+"""Helpers that start real servers and real processes for the tests and benchmarks."""
