@@ -12,6 +12,8 @@ HELM3 ?= $(TOOLS)/helm-$(HELM3_VERSION)/helm
 HELM4 ?= $(TOOLS)/helm-$(HELM4_VERSION)/helm
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+NPM ?= npm
+CHARTS ?= $(wildcard charts/*)
 
 export HELM3 HELM4
 
@@ -34,6 +36,18 @@ $(HELM3) $(HELM4): | $(VENV)/.installed
 .PHONY: helm
 helm: $(HELM3) $(HELM4) ## install the pinned Helm 3 and Helm 4 binaries (sha256-checked)
 
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+
+.PHONY: node-deps
+node-deps: node_modules/.package-lock.json ## install the pinned Node tools (readme-generator for the chart READMEs)
+
+.PHONY: docs
+docs: node-deps ## regenerate the values tables of the chart READMEs from values.yaml
+	for chart in $(CHARTS); do \
+	  node_modules/.bin/readme-generator --values $$chart/values.yaml --readme $$chart/README.md; \
+	done
+
 .PHONY: system-deps
 system-deps: ## install redis-server, rabbitmq-server and amqp-tools when missing (Debian, root)
 	scripts/install-system-deps
@@ -44,7 +58,7 @@ lint: venv ## ruff over the worker, tests and benchmarks
 	$(VENV)/bin/ruff format --check .
 
 .PHONY: test
-test: system-deps venv helm lint ## run every test (sets up what it needs first)
+test: system-deps venv helm node-deps lint ## run every test (sets up what it needs first)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 .PHONY: bench
@@ -53,4 +67,4 @@ bench: system-deps venv ## run the benchmarks and print their numbers
 
 .PHONY: clean
 clean: ## remove the virtual environment, tools and build output
-	rm -rf $(VENV) $(TOOLS) dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) dist .pytest_cache .ruff_cache node_modules

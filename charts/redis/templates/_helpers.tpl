@@ -1,0 +1,149 @@
+{{/*
+Names, labels and the values every template shares.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "redis.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's objects: <release>-<name>, or just <release> when the release name
+already contains the chart name; fullnameOverride wins. 63 characters at most (DNS label).
+*/}}
+{{- define "redis.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart-version, for the helm.sh/chart label. */}}
+{{- define "redis.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "redis.labels" -}}
+helm.sh/chart: {{ include "redis.chart" . }}
+{{ include "redis.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: jobworker
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels that select the Redis pod: they never change across upgrades. */}}
+{{- define "redis.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "redis.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{/*
+The label a client pod carries to pass the NetworkPolicy: key redis.clientLabelKey, value the
+full name. Client charts (fine-queue-job) compute the same pair for their pods.
+*/}}
+{{- define "redis.clientLabelKey" -}}
+jobworker.github.io/redis-client
+{{- end }}
+
+{{- define "redis.clientLabels" -}}
+{{ include "redis.clientLabelKey" . }}: {{ include "redis.fullname" . }}
+{{- end }}
+
+{{/* The ServiceAccount the pod runs as. */}}
+{{- define "redis.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "redis.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository:tag or repository@digest. */}}
+{{- define "redis.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the password: ours, or auth.existingSecret. */}}
+{{- define "redis.secretName" -}}
+{{- default (include "redis.fullname" .) .Values.auth.existingSecret }}
+{{- end }}
+
+{{/* The key of the password in that Secret. */}}
+{{- define "redis.secretPasswordKey" -}}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecretPasswordKey }}
+{{- else -}}
+redis-password
+{{- end }}
+{{- end }}
+
+{{/*
+The password of the Secret we own, base64-encoded: the one already stored in the release's Secret
+(lookup, so `helm upgrade` keeps it), else a new random one. There is deliberately no value for a
+password in values.yaml: bring your own through auth.existingSecret. `helm template` and
+`--dry-run` cannot look up, so they show a new random password each time.
+*/}}
+{{- define "redis.passwordB64" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "redis.fullname" .) }}
+{{- $stored := "" }}
+{{- if $existing }}
+{{- $stored = index ($existing.data | default dict) "redis-password" | default "" }}
+{{- end }}
+{{- $stored | default (randAlphaNum 32 | b64enc) }}
+{{- end }}
+
+{{/*
+Environment variables with the password, from the Secret: the server's REDIS_PASSWORD (expanded
+into its arguments by the kubelet) and redis-cli's REDISCLI_AUTH (probes, `kubectl exec`).
+*/}}
+{{- define "redis.passwordEnv" -}}
+{{- if .Values.auth.enabled }}
+{{- range list "REDIS_PASSWORD" "REDISCLI_AUTH" }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "redis.secretName" $ }}
+      key: {{ include "redis.secretPasswordKey" $ }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Every check between values that the schema cannot express, gathered so that one `helm install`
+reports all of them at once.
+*/}}
+{{- define "redis.validateValues" -}}
+{{- $messages := list }}
+{{- if and (not .Values.auth.enabled) .Values.auth.existingSecret }}
+{{- $messages = append $messages "auth.existingSecret is set but auth.enabled is false: enable auth, or drop auth.existingSecret" }}
+{{- end }}
+{{- if regexMatch "(?im)^\\s*(requirepass|maxmemory-policy|dir|port|appendonly)\\b" .Values.config.extra }}
+{{- $messages = append $messages "config.extra must not set requirepass, maxmemory-policy, dir, port or appendonly: the chart sets them from auth.*, persistence.* and service.port" }}
+{{- end }}
+{{- if $messages }}
+{{- fail (printf "\n\nVALUES VALIDATION:\n- %s" (join "\n- " $messages)) }}
+{{- end }}
+{{- end }}
+
+{{/* The timing fields of a probe, from its values block. */}}
+{{- define "redis.probeTimings" -}}
+initialDelaySeconds: {{ .initialDelaySeconds }}
+periodSeconds: {{ .periodSeconds }}
+timeoutSeconds: {{ .timeoutSeconds }}
+failureThreshold: {{ .failureThreshold }}
+{{- end }}
