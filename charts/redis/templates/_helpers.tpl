@@ -41,6 +41,20 @@ app.kubernetes.io/part-of: jobworker
 {{- end }}
 {{- end }}
 
+{{/*
+Labels of a pod (dict "context" $ "component" NAME "client" BOOL): podLabels, then the chart's
+labels with that component, and the client label when asked. Merged as maps so that a podLabels
+key repeating one of the chart's never renders a duplicate key.
+*/}}
+{{- define "redis.podLabels" -}}
+{{- $ := .context }}
+{{- $labels := mustMergeOverwrite (dict) ($.Values.podLabels | default dict) (include "redis.labels" $ | fromYaml) (dict "app.kubernetes.io/component" .component) }}
+{{- if .client }}
+{{- $labels = mustMergeOverwrite $labels (include "redis.clientLabels" $ | fromYaml) }}
+{{- end }}
+{{- toYaml $labels }}
+{{- end }}
+
 {{/* Labels that select the Redis pod: they never change across upgrades. */}}
 {{- define "redis.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "redis.name" . }}
