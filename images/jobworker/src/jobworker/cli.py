@@ -35,6 +35,7 @@ from jobworker.constants import (
     ENV_QUEUE,
     ENV_REDIS_PASSWORD,
     ENV_REDIS_URL,
+    ENV_WAIT_FOR_SEAL,
     ENV_WAIT_SECONDS,
     ExitCode,
 )
@@ -73,6 +74,11 @@ def _number(kind: type, minimum: float, inclusive: bool, option: str, env: str) 
         return value
 
     return convert
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    """A boolean option from the environment: true, 1 or yes (any case) turn it on."""
+    return environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -166,6 +172,14 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         type=_number(float, 0, True, "--wait", ENV_WAIT_SECONDS),
         help="on an open (unsealed) queue, give up after this long without work "
         f"(default {DEFAULT_WAIT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--wait-for-seal",
+        action="store_true",
+        default=_flag(environ, ENV_WAIT_FOR_SEAL),
+        help="wait for a producer to seal the queue even when none has marked it yet (workers "
+        "started before the seeder); without it, a list with no marker is finished when empty, as "
+        f"in the Kubernetes docs (env {ENV_WAIT_FOR_SEAL}=true)",
     )
     parser.add_argument(
         "--grace-seconds",
@@ -292,6 +306,7 @@ def _run_fine(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
         lease_seconds=args.lease_seconds,
         max_attempts=args.max_attempts,
         wait_seconds=args.wait,
+        wait_for_seal=args.wait_for_seal,
         progress_seconds=DEFAULT_PROGRESS_SECONDS,
     )
     stop.install()
