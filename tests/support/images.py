@@ -71,12 +71,20 @@ class BuiltImages:
         return self.refs[name]
 
 
-def build_images() -> BuiltImages:
-    """Run `make images`; the references come from `make image-refs`, the Makefile's own list."""
+def image_refs() -> dict[str, str]:
+    """What `make images` tags, by image name: `make image-refs`, the Makefile's own list.
+
+    Charts must default to exactly these (repository ghcr.io/jobworker/NAME, tag = appVersion).
+    """
     listed = make("image-refs")
     if listed.returncode != 0:
         raise RuntimeError(f"make image-refs failed: {listed.stderr.strip()}")
-    refs = {ref.rsplit("/", 1)[-1].split(":", 1)[0]: ref for ref in listed.stdout.split()}
+    return {ref.rsplit("/", 1)[-1].split(":", 1)[0]: ref for ref in listed.stdout.split()}
+
+
+def build_images() -> BuiltImages:
+    """Run `make images` and return what it built."""
+    refs = image_refs()
     built = make("images", timeout=BUILD_TIMEOUT)
     if built.returncode != 0:
         tail = "\n".join((built.stdout + built.stderr).strip().splitlines()[-25:])
@@ -117,11 +125,34 @@ def env_pairs(env: EnvLike | None) -> list[tuple[str, str]]:
     pairs = []
     for entry in env:
         if isinstance(entry, Mapping):
+            if "valueFrom" in entry:
+                raise ValueError(
+                    f"env {entry['name']} comes from valueFrom (a Secret, a field): give its value "
+                    "with resolve_env() first"
+                )
             pairs.append((str(entry["name"]), str(entry.get("value", ""))))
         else:
             name, value = entry
             pairs.append((str(name), str(value)))
     return pairs
+
+
+def resolve_env(pod_env: Iterable[Mapping], values: Mapping[str, str]) -> list[dict[str, str]]:
+    """A pod spec's env list with each valueFrom entry replaced by `values[name]`.
+
+    The tests stand in for the kubelet: a Secret's or a field's value is whatever the test says it
+    is (e.g. REDIS_PASSWORD of its redis-server, JOB_COMPLETION_INDEX of the pod it plays).
+    """
+    resolved = []
+    for entry in pod_env:
+        name = str(entry["name"])
+        if "valueFrom" in entry:
+            if name not in values:
+                raise ValueError(f"env {name} comes from {entry['valueFrom']}: the test must give its value")
+            resolved.append({"name": name, "value": values[name]})
+        else:
+            resolved.append({"name": name, "value": str(entry.get("value", ""))})
+    return resolved
 
 
 def docker_run_argv(
