@@ -41,6 +41,12 @@ ENV_LOG_FORMAT = "LOG_FORMAT"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_WORK_ITEM = "WORK_ITEM"  # the item handed to a command with --deliver env
 ENV_JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in Indexed Jobs
+ENV_INDEX_FILE = "INDEX_FILE"  # a downward API file holding ANNOTATION_COMPLETION_INDEX
+ENV_ITEMS_FORMAT = "ITEMS_FORMAT"  # auto, lines or json
+ENV_WRITE_ITEM = "WRITE_ITEM_PATH"  # `jobworker indexed --write-item`: the init-container variant
+
+# --- Kubernetes names ---------------------------------------------------------------------------
+ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # for the downward API
 
 # --- placeholders in a command's arguments ------------------------------------------------------
 PLACEHOLDER_ITEM = "{item}"
