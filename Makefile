@@ -13,11 +13,11 @@ HELM4 ?= $(TOOLS)/helm-$(HELM4_VERSION)/helm
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 # Worker images: `make images PYTHON_IMAGE=...` builds on another base. The tag is the package's
-# version, which is also every chart's appVersion (a test checks that they agree).
+# version (jobworker/__init__.py), which is also every chart's appVersion (a test checks it).
 DOCKER ?= docker
 PYTHON_IMAGE ?= python:3.12-slim
 REGISTRY ?= ghcr.io/jobworker
-APP_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' images/jobworker/pyproject.toml)
+APP_VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' images/jobworker/src/jobworker/__init__.py)
 TAG ?= $(APP_VERSION)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 IMAGES ?= fine-queue-worker coarse-queue-worker indexed-worker

@@ -33,8 +33,8 @@ PYTHON = "python"  # surely in every image: the base is a Python image and the v
 
 
 def package_version() -> str:
-    text = (REPO_ROOT / "images/jobworker/pyproject.toml").read_text()
-    return re.search(r'^version = "(.+)"$', text, re.MULTILINE).group(1)
+    text = (REPO_ROOT / "images/jobworker/src/jobworker/__init__.py").read_text()
+    return re.search(r'^__version__ = "(.+)"$', text, re.MULTILINE).group(1)
 
 
 def python_code(code: str) -> list[str]:
