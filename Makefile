@@ -14,6 +14,18 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 NPM ?= npm
 CHARTS ?= $(wildcard charts/*)
+# Worker images: `make images PYTHON_IMAGE=...` builds on another base. The tag is the package's
+# version (jobworker/__init__.py), which is also every chart's appVersion (a test checks it).
+DOCKER ?= docker
+PYTHON_IMAGE ?= python:3.12-slim
+REGISTRY ?= ghcr.io/jobworker
+APP_VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' images/jobworker/src/jobworker/__init__.py)
+TAG ?= $(APP_VERSION)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGES ?= fine-queue-worker coarse-queue-worker indexed-worker
+IMAGE_REFS = $(foreach image,$(IMAGES),$(REGISTRY)/$(image):$(TAG))
+KIND ?= kind
+KIND_CLUSTER ?= kind
 
 export HELM3 HELM4
 
@@ -64,6 +76,34 @@ test: system-deps venv helm node-deps lint ## run every test (sets up what it ne
 .PHONY: bench
 bench: system-deps venv ## run the benchmarks and print their numbers
 	$(VENV)/bin/python bench/fine_queue.py $(BENCH_ARGS)
+
+.PHONY: images
+images: $(addprefix image-,$(IMAGES)) ## build every worker image as REGISTRY/NAME:TAG on PYTHON_IMAGE
+
+# A pattern rule cannot be .PHONY; FORCE makes it run every time all the same (docker caches).
+image-%: FORCE ## build one image: image-fine-queue-worker, image-coarse-queue-worker, image-indexed-worker
+	@[[ " $(IMAGES) " == *" $* "* ]] || { echo "make: no image named '$*' (images: $(IMAGES))" >&2; exit 2; }
+	$(DOCKER) build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(APP_VERSION) \
+	  --build-arg REVISION=$(REVISION) --tag $(REGISTRY)/$*:$(TAG) --file images/$*/Dockerfile images
+
+.PHONY: image-refs
+image-refs: ## print the references `make images` builds, one per line
+	@printf '%s\n' $(IMAGE_REFS)
+
+.PHONY: image-sizes
+image-sizes: ## print each built image's size on top of its base, and in all (IMAGE_SIZES_ARGS=--json)
+	$(PYTHON) scripts/image-sizes.py $(IMAGE_SIZES_ARGS) $(IMAGE_REFS)
+
+.PHONY: push
+push: images ## push every image to REGISTRY with tag TAG
+	for ref in $(IMAGE_REFS); do $(DOCKER) push "$$ref"; done
+
+.PHONY: kind-load
+kind-load: images ## load every image into the kind cluster KIND_CLUSTER
+	for ref in $(IMAGE_REFS); do $(KIND) load docker-image "$$ref" --name "$(KIND_CLUSTER)"; done
+
+.PHONY: FORCE
+FORCE:
 
 .PHONY: clean
 clean: ## remove the virtual environment, tools and build output

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.images import BuiltImages, build_images, docker_problem
 from tests.support.servers import RedisServer
 
 
@@ -21,3 +22,15 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def redis_env(redis_server: RedisServer) -> dict[str, str]:
     """The environment a chart gives a worker for `redis_server`."""
     return {"REDIS_URL": redis_server.url, "REDIS_PASSWORD": redis_server.password or ""}
+
+
+@pytest.fixture(scope="session")
+def built_images() -> BuiltImages:
+    """The worker images, built once per session by `make images` on $PYTHON_IMAGE.
+
+    Skipped only when no Docker engine answers; a failing build fails the tests that need it.
+    """
+    problem = docker_problem()
+    if problem:
+        pytest.skip(f"{problem} (bash .ci/run starts one)")
+    return build_images()

@@ -28,6 +28,10 @@ from jobworker.constants import (
     ENV_DELIVERY,
     ENV_GRACE_SECONDS,
     ENV_HANDLER,
+    ENV_INDEX_FILE,
+    ENV_ITEMS_FILE,
+    ENV_ITEMS_FORMAT,
+    ENV_JOB_COMPLETION_INDEX,
     ENV_LEASE_SECONDS,
     ENV_LOG_FORMAT,
     ENV_LOG_LEVEL,
@@ -35,7 +39,10 @@ from jobworker.constants import (
     ENV_QUEUE,
     ENV_REDIS_PASSWORD,
     ENV_REDIS_URL,
+    ENV_WAIT_FOR_SEAL,
     ENV_WAIT_SECONDS,
+    ENV_WRITE_ITEM,
+    PLACEHOLDER_INDEX,
     ExitCode,
 )
 from jobworker.errors import JobWorkerError
@@ -73,6 +80,11 @@ def _number(kind: type, minimum: float, inclusive: bool, option: str, env: str) 
         return value
 
     return convert
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    """A boolean option from the environment: true, 1 or yes (any case) turn it on."""
+    return environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -168,6 +180,14 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         f"(default {DEFAULT_WAIT_SECONDS:g})",
     )
     parser.add_argument(
+        "--wait-for-seal",
+        action="store_true",
+        default=_flag(environ, ENV_WAIT_FOR_SEAL),
+        help="wait for a producer to seal the queue even when none has marked it yet (workers "
+        "started before the seeder); without it, a list with no marker is finished when empty, as "
+        f"in the Kubernetes docs (env {ENV_WAIT_FOR_SEAL}=true)",
+    )
+    parser.add_argument(
         "--grace-seconds",
         metavar="SECONDS",
         default=environ.get(ENV_GRACE_SECONDS, str(DEFAULT_GRACE_SECONDS)),
@@ -232,12 +252,75 @@ def _add_requeue_failed(sub: argparse._SubParsersAction, environ: Mapping[str, s
     parser.set_defaults(run=_run_requeue_failed)
 
 
+def _items_format(text: str) -> str:
+    """argparse checks `choices` only on the command line; this also checks the environment's value."""
+    if text not in ITEMS_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not one of {', '.join(ITEMS_FORMATS)} (--items-format / {ENV_ITEMS_FORMAT})"
+        )
+    return text
+
+
+def _add_indexed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
+    parser = sub.add_parser(
+        "indexed",
+        help="run COMMAND once for this pod's completion index in an Indexed Job",
+        description="Read the completion index (--index, else --index-file, else "
+        f"${ENV_JOB_COMPLETION_INDEX}), pick the item at that position of --items-file and run "
+        "COMMAND once with it; without an items file COMMAND gets the index itself "
+        f"({PLACEHOLDER_INDEX}, ${ENV_JOB_COMPLETION_INDEX}). The exit status is COMMAND's. "
+        "With --write-item and no COMMAND, write the item to a file instead (init-container use).",
+    )
+    parser.add_argument(
+        "--index",
+        metavar="N",
+        help=f"the completion index, for runs outside Kubernetes (overrides ${ENV_JOB_COMPLETION_INDEX})",
+    )
+    parser.add_argument(
+        "--index-file",
+        metavar="PATH",
+        default=environ.get(ENV_INDEX_FILE) or None,
+        help="a file holding the index: the downward API volume file of the pod annotation "
+        f"batch.kubernetes.io/job-completion-index (env {ENV_INDEX_FILE})",
+    )
+    parser.add_argument(
+        "--items-file",
+        metavar="PATH",
+        default=environ.get(ENV_ITEMS_FILE) or None,
+        help=f"the items, a JSON array or one per line; index N picks item N (env {ENV_ITEMS_FILE})",
+    )
+    parser.add_argument(
+        "--items-format",
+        choices=ITEMS_FORMATS,
+        type=_items_format,
+        default=environ.get(ENV_ITEMS_FORMAT, "auto"),
+        help=f"items file format (auto: JSON when the name ends in .json; env {ENV_ITEMS_FORMAT})",
+    )
+    parser.add_argument(
+        "--deliver",
+        type=Delivery,
+        choices=list(Delivery),
+        default=environ.get(ENV_DELIVERY, Delivery.AUTO),
+        help="how COMMAND gets the item: stdin, env ($WORK_ITEM), arg ({item}), file "
+        f"({{item_file}}); auto picks by placeholder, else stdin (env {ENV_DELIVERY})",
+    )
+    parser.add_argument(
+        "--write-item",
+        metavar="PATH",
+        default=environ.get(ENV_WRITE_ITEM) or None,
+        help="write the item to PATH (e.g. in an emptyDir shared with the main container) and exit, "
+        f"instead of running a command (env {ENV_WRITE_ITEM})",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    parser.set_defaults(run=_run_indexed)
+
+
 def build_parser(environ: Mapping[str, str]) -> Parser:
     """The whole command line; defaults are read from `environ`."""
     parser = Parser(prog="jobworker", description="Workers for the Kubernetes batch Job patterns.")
     parser.add_argument("--version", action="version", version=f"jobworker {__version__}")
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
-    for add in (_add_fine, _add_seed, _add_status, _add_seal, _add_requeue_failed):
+    for add in (_add_fine, _add_seed, _add_status, _add_seal, _add_requeue_failed, _add_indexed):
         add(sub, environ)
     for subparser in sub.choices.values():
         _add_common(subparser, environ)
@@ -292,6 +375,7 @@ def _run_fine(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
         lease_seconds=args.lease_seconds,
         max_attempts=args.max_attempts,
         wait_seconds=args.wait,
+        wait_for_seal=args.wait_for_seal,
         progress_seconds=DEFAULT_PROGRESS_SECONDS,
     )
     stop.install()
@@ -372,6 +456,34 @@ def _run_requeue_failed(args: argparse.Namespace, environ: Mapping[str, str]) ->
     moved = queue.requeue_failed()
     log.info("moved %d failed items back to queue %r", moved, queue.name)
     return ExitCode.OK
+
+
+# --- Indexed Job ---------------------------------------------------------------------------------
+def _run_indexed(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from jobworker import indexed  # noqa: PLC0415 - only this subcommand needs it
+
+    command = _command_of(args)
+    if args.write_item:
+        if command:
+            raise JobWorkerError("give either --write-item or a command after --, not both")
+        if not args.items_file:
+            raise JobWorkerError(f"--write-item needs an items file (--items-file / env {ENV_ITEMS_FILE})")
+    else:
+        check_command(command)
+        indexed.check_delivery(command, args.deliver, has_items=bool(args.items_file))
+    index = indexed.resolve_index(args.index, args.index_file, environ)
+    item = indexed.select_item(args.items_file, args.items_format, index) if args.items_file else None
+    if args.write_item:
+        indexed.write_item(item, args.write_item)
+        log.info(
+            "index %d (from %s): wrote item %r to %s",
+            index.value,
+            index.source,
+            preview(item),
+            args.write_item,
+        )
+        return ExitCode.OK
+    return indexed.run_command(command, args.deliver, index, item, args.items_file)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

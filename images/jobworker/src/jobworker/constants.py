@@ -22,7 +22,7 @@ class ExitCode(IntEnum):
 
 # --- environment variables (every option can also come from the environment) -------------------
 ENV_REDIS_URL = "REDIS_URL"
-ENV_REDIS_PASSWORD = "REDIS_PASSWORD"  # noqa: S105 - a variable name; it overrides the URL's password
+ENV_REDIS_PASSWORD = "REDIS_PASSWORD"  # noqa: S105 - a variable name; used when the URL has none
 ENV_AMQP_URL = "AMQP_URL"
 ENV_AMQP_USERNAME = "AMQP_USERNAME"
 ENV_AMQP_PASSWORD = "AMQP_PASSWORD"  # noqa: S105 - a variable name
@@ -33,6 +33,7 @@ ENV_MAX_ATTEMPTS = "MAX_ATTEMPTS"
 ENV_BATCH_SIZE = "BATCH_SIZE"
 ENV_WAIT_SECONDS = "WAIT_SECONDS"
 ENV_GRACE_SECONDS = "GRACE_SECONDS"
+ENV_WAIT_FOR_SEAL = "WAIT_FOR_SEAL"
 ENV_DELIVERY = "ITEM_DELIVERY"
 ENV_HANDLER = "HANDLER"
 ENV_ITEMS_FILE = "ITEMS_FILE"
@@ -40,6 +41,12 @@ ENV_LOG_FORMAT = "LOG_FORMAT"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_WORK_ITEM = "WORK_ITEM"  # the item handed to a command with --deliver env
 ENV_JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in Indexed Jobs
+ENV_INDEX_FILE = "INDEX_FILE"  # a downward API file holding ANNOTATION_COMPLETION_INDEX
+ENV_ITEMS_FORMAT = "ITEMS_FORMAT"  # auto, lines or json
+ENV_WRITE_ITEM = "WRITE_ITEM_PATH"  # `jobworker indexed --write-item`: the init-container variant
+
+# --- Kubernetes names ---------------------------------------------------------------------------
+ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # for the downward API
 
 # --- placeholders in a command's arguments ------------------------------------------------------
 PLACEHOLDER_ITEM = "{item}"
@@ -57,8 +64,8 @@ DEFAULT_GRACE_SECONDS = 20.0  # below the pod's default terminationGracePeriodSe
 DEFAULT_CONNECT_SECONDS = 60.0  # total time spent retrying an unreachable service
 DEFAULT_PROGRESS_SECONDS = 5.0  # handler mode logs a progress line this often
 SEED_BATCH_SIZE = 1000  # items pushed per round trip by `jobworker seed`
-POLL_MIN_SECONDS = 0.05  # idle workers poll an open queue, backing off up to POLL_MAX_SECONDS
-POLL_MAX_SECONDS = 1.0
+POLL_MIN_SECONDS = 0.02  # idle workers poll, backing off up to POLL_MAX_SECONDS (cheap for Redis)
+POLL_MAX_SECONDS = 0.25
 ITEM_PREVIEW_CHARS = 60  # how much of an item a log line shows
 
 

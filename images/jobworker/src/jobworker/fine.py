@@ -35,6 +35,7 @@ class FineSettings:
     lease_seconds: float
     max_attempts: int
     wait_seconds: float  # give up after this long on an open queue that brings no work
+    wait_for_seal: bool  # treat a queue with no end-of-input marker as open, not as filled by hand
     progress_seconds: float  # handler mode: a progress line this often
 
 
@@ -228,11 +229,12 @@ class FineWorker:
                     ack = self.processor.process(lease)
                     idle_since, poll = None, POLL_MIN_SECONDS
                     continue
-                verdict = self._when_idle(view)
+                is_open = self._is_open(view)
+                verdict = None if is_open else self._when_idle(view)
                 if verdict is not None:
                     return verdict
                 now = time.monotonic()
-                if view.in_flight or view.state != STATE_OPEN:
+                if view.in_flight or not is_open:
                     idle_since = None  # others are working: their leases may still come back
                 elif idle_since is None:
                     idle_since = now
@@ -250,9 +252,13 @@ class FineWorker:
                 self.stop.sleep(delay)
                 poll = min(poll * 2, POLL_MAX_SECONDS)
 
+    def _is_open(self, view: QueueView) -> bool:
+        """Whether a producer may still push: marked open, or unmarked with --wait-for-seal."""
+        return view.state == STATE_OPEN or (view.state is None and self.settings.wait_for_seal)
+
     def _when_idle(self, view: QueueView) -> ExitCode | None:
         """The exit code when the queue is finished, None when there may be more work."""
-        if view.pending or view.in_flight or view.state == STATE_OPEN:
+        if view.pending or view.in_flight:
             return None
         processor = self.processor
         how = "sealed" if view.state == STATE_SEALED else "empty (no end-of-input marker: filled by hand)"

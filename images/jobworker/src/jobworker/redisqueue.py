@@ -16,16 +16,18 @@ import hashlib
 import logging
 import math
 import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from jobworker.constants import (
     DEFAULT_CONNECT_SECONDS,
+    ENV_REDIS_PASSWORD,
     SEED_BATCH_SIZE,
     STATE_SEALED,
     RedisKeys,
@@ -291,35 +293,59 @@ def _retries_for(seconds: float) -> int:
 
 
 def connect(url: str, password: str | None = None, timeout: float = DEFAULT_CONNECT_SECONDS) -> redis.Redis:
-    """A client that retries lost connections for about `timeout` seconds, checked with a PING.
+    """A client checked with a PING, retrying an unreachable server for about `timeout` seconds.
 
-    Retrying covers a Redis restart mid-run (including its LOADING phase while it replays the
-    append-only file); the scripts are written so that a call retried after a lost reply does no
-    harm.
+    The first contact is retried by hand so that refused credentials fail at once (redis-py
+    counts them as connection errors and would retry them). The client itself then retries lost
+    connections for as long: that covers a Redis restart mid-run, including its LOADING phase
+    while it replays the append-only file; the scripts are written so that a call retried after
+    a lost reply does no harm.
     """
-    location = _describe(url)
+    credentials = {"password": password} if password else {}
+    retry = Retry(ExponentialBackoff(cap=RETRY_BACKOFF_CAP, base=RETRY_BACKOFF_BASE), _retries_for(timeout))
     try:
         client = redis.Redis.from_url(
             url,
-            password=password or None,
+            **credentials,
             socket_connect_timeout=5,
             socket_timeout=30,
-            retry=Retry(
-                ExponentialBackoff(cap=RETRY_BACKOFF_CAP, base=RETRY_BACKOFF_BASE), _retries_for(timeout)
-            ),
+            retry=retry,
             retry_on_error=[redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError],
+        )
+        probe = redis.Redis.from_url(
+            url, **credentials, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
         )
     except ValueError as error:
         raise JobWorkerError(f"bad Redis URL {url!r}: {error}") from None
-    try:
-        client.ping()
-    except redis.AuthenticationError as error:
-        raise JobWorkerError(f"Redis at {location} refused the credentials: {error}") from None
-    except (redis.ConnectionError, redis.TimeoutError) as error:
-        raise JobWorkerError(f"cannot reach Redis at {location} after {timeout:g} s: {error}") from None
-    except redis.ResponseError as error:
-        raise JobWorkerError(f"Redis at {location} refused the connection: {error}") from None
+    _first_contact(probe, _describe(url), timeout, refused_hint=not password and not urlsplit(url).password)
+    probe.close()
     return client
+
+
+def _first_contact(probe: redis.Redis, location: str, timeout: float, refused_hint: bool) -> None:
+    deadline = time.monotonic() + timeout
+    delay = RETRY_BACKOFF_BASE
+    while True:
+        try:
+            probe.ping()
+            return
+        except redis.AuthenticationError as error:
+            if refused_hint:
+                raise JobWorkerError(
+                    f"Redis at {location} requires a password: set {ENV_REDIS_PASSWORD}"
+                ) from None
+            raise JobWorkerError(f"Redis at {location} refused the credentials: {error}") from None
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise JobWorkerError(
+                    f"cannot reach Redis at {location} after {timeout:g} s: {error}"
+                ) from None
+            log.debug("Redis at %s does not answer yet (%s); retrying in %.1f s", location, error, delay)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, RETRY_BACKOFF_CAP)
+        except redis.ResponseError as error:
+            raise JobWorkerError(f"Redis at {location} refused the connection: {error}") from None
 
 
 def _describe(url: str) -> str:

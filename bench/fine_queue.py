@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Throughput of the fine-grained work queue against the Kubernetes docs' pattern, in one run.
+
+Starts its own redis-server, then for each contender pushes N items and runs K worker processes
+until the queue is drained, timing from the launch of the workers to the exit of the last one
+(interpreter start-up included for both):
+
+  baseline   the docs' rediswq.py pattern: per item one BRPOPLPUSH, SETEX, LREM, DEL and the two
+             LLEN of its empty() check, one round trip each (tests/support/docs_protocol.py)
+  jobworker  `jobworker fine --handler jobworker.handlers:noop`: batched leases, one round trip
+             per batch
+
+Each contender also runs once on an empty queue; that time (process start-up, connecting, the
+end-of-queue check) is reported as start-up, and the rate after start-up is N / (time - start-up).
+The headline ratio is of the plain wall-clock rates, start-up included.
+
+Usage: bench/fine_queue.py [--items N] [--workers K] [--repeat R] [--json]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import redis  # noqa: E402
+
+from jobworker.redisqueue import RedisQueue  # noqa: E402
+from tests.support.docs_protocol import drain_like_the_docs  # noqa: E402
+from tests.support.servers import RedisServer  # noqa: E402
+
+
+def machine() -> dict[str, str | int]:
+    model = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cores": os.cpu_count() or 0,
+        "python": platform.python_version(),
+        "redis": redis_server_version(),
+    }
+
+
+def redis_server_version() -> str:
+    output = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=True).stdout
+    return next((part.split("=", 1)[1] for part in output.split() if part.startswith("v=")), output.strip())
+
+
+def worker_env(url: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REDIS_URL": url}
+
+
+def run_workers(commands: list[list[str]], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    workers = [subprocess.Popen(command, env=env) for command in commands]
+    codes = [worker.wait() for worker in workers]
+    elapsed = time.perf_counter() - started
+    if any(codes):
+        sys.exit(f"fine_queue: a worker failed with {codes}")
+    return elapsed
+
+
+def bench_baseline(client: redis.Redis, url: str, items: list[bytes], workers: int) -> float:
+    client.flushall()
+    if items:
+        client.rpush("bench", *items)
+    command = [sys.executable, __file__, "--baseline-worker", "bench"]
+    elapsed = run_workers([command] * workers, worker_env(url))
+    if client.llen("bench") or client.llen("bench:processing"):
+        sys.exit("fine_queue: the baseline left items behind")
+    return elapsed
+
+
+def bench_jobworker(client: redis.Redis, url: str, items: list[bytes], workers: int) -> float:
+    client.flushall()
+    queue = RedisQueue(client, "bench")
+    queue.seed(items)
+    command = [
+        sys.executable,
+        "-m",
+        "jobworker",
+        "fine",
+        "--queue",
+        "bench",
+        "--log-level",
+        "WARNING",
+        "--handler",
+        "jobworker.handlers:noop",
+    ]
+    elapsed = run_workers([command] * workers, worker_env(url))
+    if queue.status().done != len(items):
+        sys.exit(f"fine_queue: jobworker finished {queue.status().done} of {len(items)} items")
+    return elapsed
+
+
+def baseline_worker(queue: str) -> None:
+    """One worker process of the baseline: the docs' loop with an empty item function."""
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    drain_like_the_docs(client, queue, lambda _item: None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--items", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each contender; the median is reported"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--baseline-worker", metavar="QUEUE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.baseline_worker:
+        baseline_worker(args.baseline_worker)
+        return
+
+    items = [b"item-%08d" % n for n in range(args.items)]
+    contenders = {"baseline": bench_baseline, "jobworker": bench_jobworker}
+    results: dict[str, list[float]] = {name: [] for name in contenders}
+    startup: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as directory, RedisServer(Path(directory)) as server:
+        client = server.client()
+        for name, bench in contenders.items():
+            startup[name] = bench(client, server.url, [], args.workers)
+        for _ in range(args.repeat):
+            for name, bench in contenders.items():
+                results[name].append(bench(client, server.url, items, args.workers))
+
+    report: dict = {
+        "benchmark": "fine_queue",
+        "items": args.items,
+        "workers": args.workers,
+        "repeat": args.repeat,
+        "machine": machine(),
+    }
+    for name, times in results.items():
+        seconds = statistics.median(times)
+        report[name] = {
+            "seconds": round(seconds, 3),
+            "items_per_second": round(args.items / seconds),
+            "startup_seconds": round(startup[name], 3),
+            "items_per_second_after_startup": round(args.items / max(seconds - startup[name], 1e-3)),
+        }
+    jobworker, baseline = report["jobworker"], report["baseline"]
+    report["ratio"] = round(jobworker["items_per_second"] / baseline["items_per_second"], 1)
+    report["ratio_after_startup"] = round(
+        jobworker["items_per_second_after_startup"] / baseline["items_per_second_after_startup"], 1
+    )
+    if args.json:
+        print(json.dumps(report))
+        return
+    where = report["machine"]
+    print(
+        f"fine_queue: {args.items} items, {args.workers} workers, median of {args.repeat} runs "
+        f"({where['cpu']}, {where['cores']} cores, redis {where['redis']})"
+    )
+    for name in results:
+        entry = report[name]
+        print(
+            f"  {name:10} {entry['items_per_second']:>10,} items/s in {entry['seconds']} s "
+            f"({entry['items_per_second_after_startup']:,} after {entry['startup_seconds']} s of start-up)"
+        )
+    print(f"  ratio      {report['ratio']:>10}x  ({report['ratio_after_startup']}x after start-up)")
+
+
+if __name__ == "__main__":
+    main()

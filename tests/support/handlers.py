@@ -1,0 +1,46 @@
+"""Handlers for `jobworker fine --handler` in tests: they record what they processed.
+
+Each processed item is appended to the file named by RECORD_FILE as one write of a length-prefixed
+record, so records from concurrent workers never interleave and items may hold any bytes.
+"""
+
+import os
+import struct
+import time
+from pathlib import Path
+
+
+def _append(item: bytes) -> None:
+    fd = os.open(os.environ["RECORD_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, struct.pack(">I", len(item)) + item)
+    finally:
+        os.close(fd)
+
+
+def record(item: bytes) -> None:
+    _append(item)
+
+
+def slow_record(item: bytes) -> None:
+    """Takes SLEEP_SECONDS per item, so that workers can be killed in the middle of a batch."""
+    time.sleep(float(os.environ.get("SLEEP_SECONDS", "0.001")))
+    _append(item)
+
+
+def fail_bad(item: bytes) -> None:
+    """Fails every item that starts with b"bad", records the others."""
+    if item.startswith(b"bad"):
+        raise ValueError(f"refusing {item!r}")
+    _append(item)
+
+
+def read_records(path: Path) -> list[bytes]:
+    """The items recorded in `path`, in the order they were processed."""
+    data = path.read_bytes() if path.exists() else b""
+    items, offset = [], 0
+    while offset < len(data):
+        (length,) = struct.unpack_from(">I", data, offset)
+        items.append(data[offset + 4 : offset + 4 + length])
+        offset += 4 + length
+    return items

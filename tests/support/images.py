@@ -1,0 +1,220 @@
+"""Building the worker images with `make images` and running them the way a pod would.
+
+`run_container` takes a container as a pod spec describes it: `command` replaces the image's
+ENTRYPOINT (as in Kubernetes), `args` follow it, `env` is a list of name/value pairs or a mapping,
+and `mounts` stand in for volumes. Every run has a read-only root filesystem with a tmpfs at /tmp
+(the charts' emptyDir), no capabilities and no privilege escalation, as the charts' restricted
+pods; the host network lets a container reach the servers the tests start on 127.0.0.1.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKER = "docker"
+DEFAULT_PYTHON_IMAGE = "python:3.12-slim"  # the Makefile's default; PYTHON_IMAGE overrides both
+BUILD_TIMEOUT = 1200.0
+RUN_TIMEOUT = 120.0
+
+
+def docker_problem() -> str | None:
+    """Why no Docker engine can be used here, or None when one answers."""
+    if shutil.which(DOCKER) is None:
+        return "docker is not installed"
+    try:
+        result = subprocess.run(
+            [DOCKER, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "no Docker engine answered `docker info` within 30 s"
+    if result.returncode != 0 or not result.stdout.strip():
+        first = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"no Docker engine answers `docker info`: {first}"
+    return None
+
+
+def python_image() -> str:
+    """The base the images are built on: $PYTHON_IMAGE, else the official image."""
+    return os.environ.get("PYTHON_IMAGE") or DEFAULT_PYTHON_IMAGE
+
+
+def make(*targets: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """`make -s TARGET...` in the repository, with this process's environment (PYTHON_IMAGE...)."""
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", *targets],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "PYTHON_IMAGE": python_image()},
+    )
+
+
+@dataclass(frozen=True)
+class BuiltImages:
+    """The images `make images` built, by name (fine-queue-worker, ...), and their base."""
+
+    refs: Mapping[str, str]
+    base: str
+
+    def __getitem__(self, name: str) -> str:
+        return self.refs[name]
+
+
+def image_refs() -> dict[str, str]:
+    """What `make images` tags, by image name: `make image-refs`, the Makefile's own list.
+
+    Charts must default to exactly these (repository ghcr.io/jobworker/NAME, tag = appVersion).
+    """
+    listed = make("image-refs")
+    if listed.returncode != 0:
+        raise RuntimeError(f"make image-refs failed: {listed.stderr.strip()}")
+    return {ref.rsplit("/", 1)[-1].split(":", 1)[0]: ref for ref in listed.stdout.split()}
+
+
+def build_images() -> BuiltImages:
+    """Run `make images` and return what it built."""
+    refs = image_refs()
+    built = make("images", timeout=BUILD_TIMEOUT)
+    if built.returncode != 0:
+        tail = "\n".join((built.stdout + built.stderr).strip().splitlines()[-25:])
+        raise RuntimeError(f"make images failed with PYTHON_IMAGE={python_image()}:\n{tail}")
+    return BuiltImages(refs=refs, base=python_image())
+
+
+def inspect_image(reference: str) -> dict:
+    result = subprocess.run(
+        [DOCKER, "image", "inspect", reference], capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout)[0]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path mounted into the container (a ConfigMap, a downward API file, an emptyDir)."""
+
+    source: Path
+    target: str
+    read_only: bool = True
+
+    def option(self) -> str:
+        return f"type=bind,source={self.source},target={self.target}" + (
+            ",readonly" if self.read_only else ""
+        )
+
+
+EnvLike = Mapping[str, str] | Iterable[Mapping[str, str]] | Iterable[tuple[str, str]]
+
+
+def env_pairs(env: EnvLike | None) -> list[tuple[str, str]]:
+    """Accept a mapping, (name, value) pairs, or a pod spec's list of {name, value} entries."""
+    if env is None:
+        return []
+    if isinstance(env, Mapping):
+        return [(str(name), str(value)) for name, value in env.items()]
+    pairs = []
+    for entry in env:
+        if isinstance(entry, Mapping):
+            if "valueFrom" in entry:
+                raise ValueError(
+                    f"env {entry['name']} comes from valueFrom (a Secret, a field): give its value "
+                    "with resolve_env() first"
+                )
+            pairs.append((str(entry["name"]), str(entry.get("value", ""))))
+        else:
+            name, value = entry
+            pairs.append((str(name), str(value)))
+    return pairs
+
+
+def resolve_env(pod_env: Iterable[Mapping], values: Mapping[str, str]) -> list[dict[str, str]]:
+    """A pod spec's env list with each valueFrom entry replaced by `values[name]`.
+
+    The tests stand in for the kubelet: a Secret's or a field's value is whatever the test says it
+    is (e.g. REDIS_PASSWORD of its redis-server, JOB_COMPLETION_INDEX of the pod it plays).
+    """
+    resolved = []
+    for entry in pod_env:
+        name = str(entry["name"])
+        if "valueFrom" in entry:
+            if name not in values:
+                raise ValueError(f"env {name} comes from {entry['valueFrom']}: the test must give its value")
+            resolved.append({"name": name, "value": values[name]})
+        else:
+            resolved.append({"name": name, "value": str(entry.get("value", ""))})
+    return resolved
+
+
+def docker_run_argv(
+    image: str,
+    *,
+    args: Sequence[str] = (),
+    env: EnvLike | None = None,
+    command: Sequence[str] | None = None,
+    mounts: Sequence[Mount] = (),
+    user: str | None = None,
+    read_only: bool = True,
+    network: str = "host",
+) -> list[str]:
+    """The `docker run` command line for a container described as a pod spec describes it."""
+    argv = [DOCKER, "run", "--rm", "-i", "--network", network, "--cap-drop", "ALL"]
+    argv += ["--security-opt", "no-new-privileges"]
+    if read_only:
+        argv += ["--read-only", "--tmpfs", "/tmp"]
+    if user is not None:
+        argv += ["--user", user]
+    for name, value in env_pairs(env):
+        argv += ["--env", f"{name}={value}"]
+    for mount in mounts:
+        argv += ["--mount", mount.option()]
+    rest = list(args)
+    if command is not None:  # Kubernetes' `command` replaces the ENTRYPOINT; `args` follow it
+        if not command:
+            raise ValueError("an empty command would keep the image's ENTRYPOINT; give None instead")
+        argv += ["--entrypoint", command[0]]
+        rest = [*command[1:], *rest]
+    return [*argv, image, *rest]
+
+
+def run_container(
+    image: str,
+    *,
+    args: Sequence[str] = (),
+    env: EnvLike | None = None,
+    command: Sequence[str] | None = None,
+    mounts: Sequence[Mount] = (),
+    user: str | None = None,
+    stdin: bytes | None = None,
+    timeout: float = RUN_TIMEOUT,
+    read_only: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run the image once to completion and return its exit status, stdout and stderr (bytes)."""
+    argv = docker_run_argv(
+        image, args=args, env=env, command=command, mounts=mounts, user=user, read_only=read_only
+    )
+    return subprocess.run(argv, input=stdin or b"", capture_output=True, timeout=timeout, check=False)
+
+
+def shared_directory(path: Path) -> Path:
+    """A host directory any container user may write to, standing in for an emptyDir."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o1777)
+    return path
+
+
+def readable_file(path: Path, content: bytes | str) -> Path:
+    """A file any container user may read, standing in for a ConfigMap key or a downward API file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    path.chmod(0o644)
+    return path

@@ -1,0 +1,589 @@
+"""The fine-grained work queue against a real redis-server: order, bytes, end of input, failures,
+crash recovery, SIGTERM, a Redis restart, and bad input."""
+
+import collections
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jobworker.redisqueue import RedisQueue
+from tests.support.docs_protocol import drain_like_the_docs
+from tests.support.handlers import read_records
+from tests.support.processes import run_jobworker, start_jobworker
+from tests.support.servers import RedisServer, free_port, wait_until
+
+FRUIT = ["apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon", "orange", "pickle"]
+RECORD = "tests.support.handlers:record"
+# Appends the item (from stdin) and a newline to the file $OUT; one write per item.
+APPEND_STDIN = [
+    sys.executable,
+    "-c",
+    "import os,sys; d=sys.stdin.buffer.read(); "
+    "f=os.open(os.environ['OUT'], os.O_WRONLY|os.O_APPEND|os.O_CREAT); os.write(f, d+b'\\n')",
+]
+
+
+def status(env: dict[str, str], queue: str) -> dict:
+    result = run_jobworker(["status", "--queue", queue, "--json"], env)
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+def seed(env: dict[str, str], queue: str, *items: str, extra: tuple[str, ...] = ()) -> None:
+    result = run_jobworker(["seed", "--queue", queue, *extra, *items], env)
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def fine(env: dict[str, str], queue: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return run_jobworker(["fine", "--queue", queue, *args], env, timeout=timeout)
+
+
+def the_queue(server: RedisServer, name: str) -> RedisQueue:
+    return RedisQueue(server.client(), name)
+
+
+# --- order, bytes, duplicates ----------------------------------------------------------------------
+def test_items_run_in_the_order_they_were_pushed(redis_env, tmp_path):
+    seed(redis_env, "fruit", *FRUIT)
+    out = tmp_path / "out"
+    result = fine({**redis_env, "OUT": str(out)}, "fruit", "--", *APPEND_STDIN)
+    assert result.returncode == 0, result.stderr.decode()
+    assert out.read_text().split() == FRUIT
+    assert status(redis_env, "fruit") == {
+        "queue": "fruit",
+        "pending": 0,
+        "in_flight": 0,
+        "done": 10,
+        "failed": 0,
+        "sealed": True,
+        "state": "sealed",
+    }
+
+
+def test_batches_keep_the_order_too(redis_env, tmp_path):
+    items = [f"item-{n:04d}" for n in range(1000)]
+    (tmp_path / "items.txt").write_text("\n".join(items) + "\n")
+    seed(redis_env, "ordered", extra=("--file", str(tmp_path / "items.txt")))
+    record = tmp_path / "record"
+    result = fine(
+        {**redis_env, "RECORD_FILE": str(record)}, "ordered", "--handler", RECORD, "--batch-size", "7"
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert read_records(record) == [item.encode() for item in items]
+
+
+def test_items_pushed_by_hand_with_redis_cli_are_processed(redis_server, redis_env, tmp_path):
+    subprocess.run(
+        [
+            "redis-cli",
+            "-p",
+            str(redis_server.port),
+            "--no-auth-warning",
+            "-a",
+            redis_server.password,
+            "rpush",
+            "job2",
+            "apple",
+            "banana",
+            "cherry",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    out = tmp_path / "out"
+    result = fine({**redis_env, "OUT": str(out)}, "job2", "--", *APPEND_STDIN)
+    assert result.returncode == 0, result.stderr.decode()
+    assert out.read_text().split() == ["apple", "banana", "cherry"]
+
+
+def test_any_bytes_and_duplicates_are_separate_work(redis_server, redis_env, tmp_path):
+    items = [b"\x00\xff binary", b"same", "ünïcødé\nwith a newline".encode(), b"same", b"", b"same"]
+    the_queue(redis_server, "bytes").seed(items)
+    record = tmp_path / "record"
+    result = fine({**redis_env, "RECORD_FILE": str(record)}, "bytes", "--handler", RECORD)
+    assert result.returncode == 0, result.stderr.decode()
+    assert read_records(record) == items
+    assert status(redis_env, "bytes")["done"] == len(items)
+
+
+@pytest.mark.parametrize(
+    ("delivery_args", "command"),
+    [
+        ((), ["sh", "-c", 'cat > "$OUT"']),
+        (("--deliver", "file"), ["cp", "{item_file}", "{out}"]),
+        ((), ["sh", "-c", 'printf %s "$1" > "$OUT"', "sh", "{item}"]),
+        (("--deliver", "env"), ["sh", "-c", 'printf %s "$WORK_ITEM" > "$OUT"']),
+    ],
+    ids=["stdin", "file", "arg", "env"],
+)
+def test_each_delivery_mode_hands_the_item_over(redis_env, tmp_path, delivery_args, command):
+    seed(redis_env, "deliver", "a b  c*")
+    out = tmp_path / "out"
+    command = [part.replace("{out}", str(out)) for part in command]
+    result = fine({**redis_env, "OUT": str(out)}, "deliver", *delivery_args, "--", *command)
+    assert result.returncode == 0, result.stderr.decode()
+    assert out.read_bytes() == b"a b  c*"
+
+
+def test_an_item_with_a_nul_byte_cannot_be_an_argument_and_fails_clearly(redis_server, redis_env):
+    the_queue(redis_server, "nul").seed([b"a\x00b"])
+    result = fine(redis_env, "nul", "--max-attempts", "1", "--", "echo", "{item}")
+    assert result.returncode == 3
+    assert the_queue(redis_server, "nul").failed_items() == [
+        (b"a\x00b", "item holds a NUL byte, which arg cannot pass")
+    ]
+
+
+def test_the_docs_rediswq_protocol_drains_a_seeded_queue(redis_server, redis_env):
+    seed(redis_env, "job2", *FRUIT)
+    seen: list[bytes] = []
+    assert drain_like_the_docs(redis_server.client(), "job2", seen.append) == len(FRUIT)
+    # The docs' helper pops from the tail: it runs the items in reverse.
+    assert seen == [fruit.encode() for fruit in reversed(FRUIT)]
+
+
+# --- end of input ----------------------------------------------------------------------------------
+def test_workers_on_an_open_queue_wait_until_it_is_sealed(redis_env, tmp_path):
+    seed(redis_env, "open", "one", "two", extra=("--no-seal",))
+    record = tmp_path / "record"
+    worker = start_jobworker(
+        ["fine", "--queue", "open", "--handler", RECORD], {**redis_env, "RECORD_FILE": str(record)}
+    )
+    wait_until(lambda: len(read_records(record)) == 2, 30, "the first two items")
+    time.sleep(1)
+    assert worker.poll() is None, "the worker left an open queue"
+    seed(redis_env, "open", "three", extra=("--no-seal",))
+    wait_until(lambda: len(read_records(record)) == 3, 30, "the item pushed later")
+    assert worker.poll() is None
+    assert run_jobworker(["seal", "--queue", "open"], redis_env).returncode == 0
+    assert worker.wait(30) == 0
+    assert read_records(record) == [b"one", b"two", b"three"]
+
+
+def test_workers_started_before_the_seeder_wait_for_it_with_wait_for_seal(redis_env, tmp_path):
+    record = tmp_path / "record"
+    env = {**redis_env, "RECORD_FILE": str(record), "WAIT_FOR_SEAL": "true"}
+    workers = [start_jobworker(["fine", "--queue", "late", "--handler", RECORD], env) for _ in range(2)]
+    time.sleep(1.5)
+    assert [worker.poll() for worker in workers] == [None, None]
+    seed(redis_env, "late", *FRUIT)
+    assert [worker.wait(30) for worker in workers] == [0, 0]
+    assert sorted(read_records(record)) == sorted(fruit.encode() for fruit in FRUIT)
+
+
+def test_an_empty_list_filled_by_hand_is_finished_at_once(redis_env):
+    started = time.monotonic()
+    result = fine(redis_env, "nothing-here", "--", "true")
+    assert result.returncode == 0, result.stderr.decode()
+    assert time.monotonic() - started < 30
+    assert b"filled by hand" in result.stderr
+
+
+def test_an_open_queue_without_work_gives_up_after_wait(redis_env):
+    seed(redis_env, "stalled", "x", extra=("--no-seal",))
+    result = fine(redis_env, "stalled", "--wait", "1", "--", "true")
+    assert result.returncode == 4
+    assert b"no work came for 1 s" in result.stderr
+
+
+def test_seeding_twice_pushes_nothing_twice(redis_env):
+    seed(redis_env, "twice", *FRUIT)
+    result = run_jobworker(["seed", "--queue", "twice", *FRUIT], redis_env)
+    assert result.returncode == 0
+    assert b"nothing pushed" in result.stderr
+    assert status(redis_env, "twice")["pending"] == len(FRUIT)
+
+
+def test_a_killed_seed_resumes_without_duplicates(redis_server, redis_env, tmp_path):
+    total = 2_000_000
+    items_file = tmp_path / "items.txt"
+    items_file.write_bytes(b"".join(b"%d\n" % n for n in range(total)))
+    seeder = start_jobworker(["seed", "--queue", "big", "--file", str(items_file)], redis_env)
+    client = redis_server.client()
+    wait_until(lambda: int(client.hget("{big}:seed", "pushed") or 0) > 0, 60, "the seed to start pushing")
+    seeder.kill()
+    seeder.wait()
+    pushed_when_killed = int(client.hget("{big}:seed", "pushed"))
+    assert 0 < pushed_when_killed < total, "the seed finished before it could be interrupted"
+    assert client.get("{big}:state") == b"open"
+    seed(redis_env, "big", extra=("--file", str(items_file)))
+    assert client.llen("big") == total
+    assert client.lrange("big", -3, -1) == [b"1999997", b"1999998", b"1999999"]
+    assert client.lindex("big", pushed_when_killed) == b"%d" % pushed_when_killed
+
+
+def test_new_items_for_a_sealed_queue_are_refused(redis_env):
+    seed(redis_env, "closed", "a")
+    result = run_jobworker(["seed", "--queue", "closed", "b"], redis_env)
+    assert result.returncode == 1
+    assert b"is sealed" in result.stderr
+
+
+# --- failures --------------------------------------------------------------------------------------
+def test_failed_items_are_retried_then_listed_with_their_error(redis_server, redis_env, tmp_path):
+    seed(redis_env, "flaky", "good-1", "bad-1", "good-2")
+    record = tmp_path / "record"
+    result = fine(
+        {**redis_env, "RECORD_FILE": str(record)},
+        "flaky",
+        "--handler",
+        "tests.support.handlers:fail_bad",
+        "--max-attempts",
+        "3",
+        "--batch-size",
+        "1",
+    )
+    assert result.returncode == 3, result.stderr.decode()
+    assert result.stderr.count(b"item failed") == 3
+    assert sorted(read_records(record)) == [b"good-1", b"good-2"]
+    assert status(redis_env, "flaky") | {"queue": None} == {
+        "queue": None,
+        "pending": 0,
+        "in_flight": 0,
+        "done": 2,
+        "failed": 1,
+        "sealed": True,
+        "state": "sealed",
+    }
+    assert the_queue(redis_server, "flaky").failed_items() == [(b"bad-1", "ValueError: refusing b'bad-1'")]
+    text = run_jobworker(["status", "--queue", "flaky"], redis_env).stdout.decode()
+    assert "bad-1: ValueError: refusing b'bad-1'" in text
+
+
+def test_a_failing_program_is_recorded_with_its_last_words(redis_server, redis_env):
+    seed(redis_env, "prog", "x")
+    result = fine(redis_env, "prog", "--max-attempts", "2", "--", "sh", "-c", "echo 'disk full' >&2; exit 5")
+    assert result.returncode == 3
+    [(item, error)] = the_queue(redis_server, "prog").failed_items()
+    assert (item, error) == (b"x", "exit status 5: disk full")
+
+
+def test_an_item_that_fails_once_then_succeeds_is_done(redis_env, tmp_path):
+    seed(redis_env, "second-time", "x")
+    marker = tmp_path / "tried"
+    result = fine(
+        {**redis_env, "MARK": str(marker)},
+        "second-time",
+        "--",
+        "sh",
+        "-c",
+        'if [ -e "$MARK" ]; then exit 0; fi; touch "$MARK"; exit 1',
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert status(redis_env, "second-time")["done"] == 1
+
+
+def test_requeue_failed_puts_the_items_back(redis_env, tmp_path):
+    seed(redis_env, "again", "bad-a", "ok")
+    env = {**redis_env, "RECORD_FILE": str(tmp_path / "record")}
+    assert (
+        fine(env, "again", "--handler", "tests.support.handlers:fail_bad", "--max-attempts", "1").returncode
+        == 3
+    )
+    result = run_jobworker(["requeue-failed", "--queue", "again"], redis_env)
+    assert result.returncode == 0
+    assert b"moved 1 failed items" in result.stderr
+    assert status(redis_env, "again") | {"queue": None} == {
+        "queue": None,
+        "pending": 1,
+        "in_flight": 0,
+        "done": 1,
+        "failed": 0,
+        "sealed": True,
+        "state": "sealed",
+    }
+    assert fine(env, "again", "--handler", RECORD).returncode == 0
+    assert status(redis_env, "again")["done"] == 2
+
+
+# --- crash recovery --------------------------------------------------------------------------------
+def test_the_items_of_a_killed_worker_are_taken_over_after_the_lease(redis_env, tmp_path):
+    seed(redis_env, "orphan", "only-item")
+    out = tmp_path / "out"
+    stuck = start_jobworker(
+        ["fine", "--queue", "orphan", "--lease-seconds", "1", "--", "sleep", "600"], redis_env
+    )
+    wait_until(
+        lambda: status(redis_env, "orphan")["in_flight"] == 1, 30, "the first worker to lease the item"
+    )
+    stuck.send_signal(signal.SIGKILL)
+    stuck.wait()
+    result = fine({**redis_env, "OUT": str(out)}, "orphan", "--", *APPEND_STDIN)
+    assert result.returncode == 0, result.stderr.decode()
+    assert out.read_text().split() == ["only-item"]
+    assert status(redis_env, "orphan")["done"] == 1
+
+
+def test_a_long_item_keeps_its_lease(redis_env, tmp_path):
+    seed(redis_env, "long", "slow-item")
+    out = tmp_path / "out"
+    env = {**redis_env, "OUT": str(out)}
+    command = ["sh", "-c", 'sleep 4; cat >> "$OUT"; echo >> "$OUT"']
+    first = start_jobworker(["fine", "--queue", "long", "--lease-seconds", "1", "--", *command], env)
+    wait_until(lambda: status(redis_env, "long")["in_flight"] == 1, 30, "the item to be leased")
+    second = start_jobworker(["fine", "--queue", "long", "--lease-seconds", "1", "--", *command], env)
+    assert first.wait(60) == 0
+    assert second.wait(60) == 0
+    assert out.read_text().split() == ["slow-item"], "the lease expired while the item was running"
+    assert b"lost" not in first.stderr.read() + second.stderr.read()
+
+
+def test_chaos_random_sigkills_lose_nothing(redis_server, redis_env, tmp_path):
+    """Workers are SIGKILLed at random while 4,000 items (some repeated) are processed."""
+    items = [f"item-{n:05d}".encode() for n in range(3600)] + [b"repeated"] * 400
+    random.Random(7).shuffle(items)
+    queue = the_queue(redis_server, "chaos")
+    queue.seed(items)
+    record = tmp_path / "record"
+    env = {**redis_env, "RECORD_FILE": str(record), "SLEEP_SECONDS": "0.01"}
+    args = (
+        "fine --queue chaos --handler tests.support.handlers:slow_record "
+        "--batch-size 20 --lease-seconds 1 --max-attempts 1000"
+    ).split()
+
+    def start() -> subprocess.Popen:
+        return start_jobworker(args, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    chance = random.Random(11)
+    workers = [start() for _ in range(4)]
+    kills = 0
+    while kills < 20:
+        time.sleep(chance.uniform(0.2, 0.5))
+        assert queue.status().pending > 0, f"the queue drained after only {kills} kills"
+        victim = chance.randrange(len(workers))
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait()
+        workers[victim] = start()
+        kills += 1
+    assert [worker.wait(120) for worker in workers] == [0, 0, 0, 0]
+
+    processed = collections.Counter(read_records(record))
+    expected = collections.Counter(items)
+    assert not expected - processed, "items were lost"
+    assert sum(processed.values()) >= len(items)
+    assert status(redis_env, "chaos") | {"queue": None} == {
+        "queue": None,
+        "pending": 0,
+        "in_flight": 0,
+        "done": len(items),
+        "failed": 0,
+        "sealed": True,
+        "state": "sealed",
+    }
+    client = redis_server.client()
+    assert client.hlen("{chaos}:leases") == 0
+    assert client.zcard("{chaos}:leased") == 0
+
+
+# --- SIGTERM and Redis restarts --------------------------------------------------------------------
+def test_sigterm_hands_back_an_item_that_outlives_the_grace_period(redis_env, tmp_path):
+    seed(redis_env, "term", "long-one", "next")
+    worker = start_jobworker(
+        ["fine", "--queue", "term", "--grace-seconds", "0.5", "--", "sleep", "600"], redis_env
+    )
+    wait_until(lambda: status(redis_env, "term")["in_flight"] == 1, 30, "the item to be leased")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 143
+    assert b"outlived the grace period" in worker.stderr.read()
+    assert status(redis_env, "term") | {"queue": None} == {
+        "queue": None,
+        "pending": 2,
+        "in_flight": 0,
+        "done": 0,
+        "failed": 0,
+        "sealed": True,
+        "state": "sealed",
+    }
+    out = tmp_path / "out"
+    assert fine({**redis_env, "OUT": str(out)}, "term", "--", *APPEND_STDIN).returncode == 0
+    assert out.read_text().split() == ["long-one", "next"], "the handed-back item used up an attempt or moved"
+
+
+def test_sigterm_lets_the_current_item_finish_within_the_grace_period(redis_env, tmp_path):
+    seed(redis_env, "finish", "short", "not-started")
+    out = tmp_path / "out"
+    command = ["sh", "-c", 'sleep 2; cat >> "$OUT"']
+    worker = start_jobworker(
+        ["fine", "--queue", "finish", "--grace-seconds", "30", "--", *command], {**redis_env, "OUT": str(out)}
+    )
+    wait_until(lambda: status(redis_env, "finish")["in_flight"] == 1, 30, "the item to be leased")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 143
+    assert out.read_text() == "short"
+    assert status(redis_env, "finish") | {"queue": None} == {
+        "queue": None,
+        "pending": 1,
+        "in_flight": 0,
+        "done": 1,
+        "failed": 0,
+        "sealed": True,
+        "state": "sealed",
+    }
+
+
+def test_a_redis_restart_mid_run_loses_nothing(redis_server, redis_env, tmp_path):
+    items = [f"r-{n:04d}".encode() for n in range(3000)]
+    the_queue(redis_server, "restart").seed(items)
+    record = tmp_path / "record"
+    env = {**redis_env, "RECORD_FILE": str(record), "SLEEP_SECONDS": "0.002"}
+    args = [
+        "fine",
+        "--queue",
+        "restart",
+        "--handler",
+        "tests.support.handlers:slow_record",
+        "--batch-size",
+        "10",
+    ]
+    workers = [start_jobworker(args, env) for _ in range(2)]
+    wait_until(lambda: len(read_records(record)) > 300, 60, "some progress")
+    redis_server.kill()
+    time.sleep(1)
+    redis_server.start()
+    assert [worker.wait(180) for worker in workers] == [0, 0]
+    assert not collections.Counter(items) - collections.Counter(read_records(record)), "items were lost"
+    assert status(redis_env, "restart")["done"] == len(items)
+
+
+# --- bad input -------------------------------------------------------------------------------------
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "Traceback" not in lines[0]
+    return lines[0]
+
+
+def test_unreachable_redis_is_one_line_after_bounded_retries():
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    started = time.monotonic()
+    result = run_jobworker(
+        ["fine", "--queue", "q", "--connect-timeout", "2", "--", "true"], {"REDIS_URL": url}
+    )
+    assert result.returncode == 1
+    assert "cannot reach Redis at 127.0.0.1:" in one_line_error(result)
+    assert time.monotonic() - started >= 2, "gave up without retrying"
+
+
+def test_a_wrong_password_is_one_line(redis_env):
+    result = run_jobworker(["status", "--queue", "q"], {**redis_env, "REDIS_PASSWORD": "wrong"})
+    assert result.returncode == 1
+    assert "refused the credentials" in one_line_error(result)
+
+
+def test_a_missing_password_is_one_line(redis_server):
+    result = run_jobworker(["status", "--queue", "q"], {"REDIS_URL": redis_server.url})
+    assert result.returncode == 1
+    assert "requires a password: set REDIS_PASSWORD" in one_line_error(result)
+
+
+def test_a_key_of_the_wrong_type_is_one_line(redis_server, redis_env):
+    redis_server.client().hset("taken", "field", "value")
+    result = fine(redis_env, "taken", "--", "true")
+    assert result.returncode == 1
+    assert "key 'taken' holds a hash, not a list of work items" in one_line_error(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--handler", "no_such_module:run"], "cannot import handler module 'no_such_module'"),
+        (["--handler", "jobworker.handlers:nothing"], "has no attribute 'nothing'"),
+        (["--handler", "justamodule"], "is not of the form MODULE:FUNCTION"),
+        ([], "no command given"),
+        (["--"], "no command given"),
+        (["--", "no-such-program-here"], "command not found: no-such-program-here"),
+        (["--handler", "jobworker.handlers:noop", "--", "true"], "not both"),
+        (["--deliver", "arg", "--", "echo"], "needs {item}"),
+        (["--max-attempts", "0", "--", "true"], "'0' is not an integer at least 1"),
+        (["--lease-seconds", "0", "--", "true"], "'0' is not a number greater than 0"),
+    ],
+)
+def test_bad_worker_options_are_one_line(redis_env, args, message):
+    result = fine(redis_env, "q", *args)
+    assert result.returncode in (1, 2)
+    assert message in one_line_error(result)
+
+
+def test_a_bad_option_from_the_environment_names_the_variable(redis_env):
+    result = fine({**redis_env, "MAX_ATTEMPTS": "many"}, "q", "--", "true")
+    assert result.returncode == 2
+    assert "'many' is not an integer at least 1 (--max-attempts / MAX_ATTEMPTS)" in one_line_error(result)
+
+
+@pytest.mark.parametrize("name", ["", "with{brace}"])
+def test_bad_queue_names_are_one_line(redis_env, name):
+    result = run_jobworker(["status", "--queue", name], redis_env)
+    assert result.returncode == 1
+    one_line_error(result)
+
+
+# --- operations ------------------------------------------------------------------------------------
+def test_every_key_of_a_queue_is_in_one_cluster_slot(redis_server, redis_env):
+    from redis.crc import key_slot  # noqa: PLC0415
+
+    seed(redis_env, "slots", "a", "bad-b")
+    fine(
+        {**redis_env, "RECORD_FILE": os.devnull},
+        "slots",
+        "--handler",
+        "tests.support.handlers:fail_bad",
+        "--max-attempts",
+        "1",
+    )
+    keys = redis_server.client().keys("*")
+    assert len(keys) >= 5
+    assert {key_slot(key) for key in keys} == {key_slot(b"slots")}
+
+
+def test_a_server_that_may_evict_gets_a_warning(tmp_path):
+    with RedisServer(tmp_path, config=("--maxmemory-policy", "allkeys-lru")) as server:
+        seed({"REDIS_URL": server.url}, "evict", "a")
+        result = fine({"REDIS_URL": server.url}, "evict", "--", "true")
+    assert result.returncode == 0
+    assert b"maxmemory-policy is allkeys-lru" in result.stderr
+
+
+def test_json_logs_are_one_object_per_line(redis_env):
+    seed(redis_env, "json", "a", "b")
+    result = fine({**redis_env, "LOG_FORMAT": "json"}, "json", "--", "true")
+    assert result.returncode == 0
+    entries = [json.loads(line) for line in result.stderr.decode().splitlines()]
+    assert [entry["item"] for entry in entries if entry["message"].startswith("item done")] == ["a", "b"]
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+
+
+def test_handler_mode_reports_progress_instead_of_a_line_per_item(redis_server, redis_env):
+    the_queue(redis_server, "quiet").seed([b"%d" % n for n in range(20000)])
+    result = fine(redis_env, "quiet", "--handler", "jobworker.handlers:noop")
+    assert result.returncode == 0
+    assert len(result.stderr.splitlines()) < 10
+    assert status(redis_env, "quiet")["done"] == 20000
+
+
+def test_a_seed_file_from_stdin_in_json(redis_env):
+    result = run_jobworker(
+        ["seed", "--queue", "stdin", "--file", "-", "--format", "json"],
+        redis_env,
+        stdin=json.dumps(["a", 2, "c d"]).encode(),
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert status(redis_env, "stdin")["pending"] == 3
+
+
+def test_status_of_a_list_filled_by_hand(redis_server, redis_env):
+    redis_server.client().rpush("manual", "x")
+    assert status(redis_env, "manual") == {
+        "queue": "manual",
+        "pending": 1,
+        "in_flight": 0,
+        "done": 0,
+        "failed": 0,
+        "sealed": False,
+        "state": "none",
+    }
