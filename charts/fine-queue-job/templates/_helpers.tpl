@@ -220,6 +220,16 @@ password from its Secret (a secretKeyRef: it never appears in the manifest).
 {{- end }}
 - name: WAIT_SECONDS
   value: {{ .Values.waitSeconds | quote }}
+{{- /*
+When the chart seeds, its seed container has sealed the queue before the worker starts; waiting
+for the seal anyway keeps a worker from taking a queue that lost its keys (a Redis restarted
+without persistence) for a finished one: it waits, exits 4 after waitSeconds, and the pod that
+replaces it seeds the items again.
+*/}}
+{{- if or .Values.waitForSeal (include "fine-queue-job.seeded" .) }}
+- name: WAIT_FOR_SEAL
+  value: "true"
+{{- end }}
 - name: GRACE_SECONDS
   value: {{ .Values.graceSeconds | quote }}
 {{- if .Values.handler }}
