@@ -1,0 +1,236 @@
+"""The redis chart's rendered objects, field by field, with Helm 3 and Helm 4."""
+
+import re
+
+import pytest
+
+from tests.charts.checks import assert_restricted, assert_secrets_only_in_secrets, env_of
+from tests.support.helm import Helm, chart_path, ci_values_files
+from tests.support.rendered import Manifests
+
+CHART = chart_path("redis")
+FULLNAME = "demo-redis"  # release "demo"
+
+
+def render(helm: Helm, values: dict | None = None, **kwargs: object) -> Manifests:
+    return helm.template(CHART, values or {}, **kwargs)
+
+
+def redis_container(manifests: Manifests) -> dict:
+    return manifests.get("StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+
+
+def config_lines(manifests: Manifests) -> list[str]:
+    return manifests.get("ConfigMap", FULLNAME)["data"]["redis.conf"].splitlines()
+
+
+def test_defaults_run_one_official_redis_behind_a_service(helm: Helm):
+    rendered = render(helm)
+    statefulset = rendered.get("StatefulSet", FULLNAME)
+    assert statefulset["spec"]["replicas"] == 1
+    assert statefulset["spec"]["serviceName"] == f"{FULLNAME}-headless"
+    container = redis_container(rendered)
+    assert container["image"] == "docker.io/library/redis:8.2"
+    assert container["command"] == ["redis-server"]
+    assert container["args"][0] == "/etc/redis/redis.conf"
+    assert container["ports"] == [{"name": "redis", "containerPort": 6379, "protocol": "TCP"}]
+    service = rendered.get("Service", FULLNAME)
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"][0]["port"] == 6379
+    assert service["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
+    headless = rendered.get("Service", f"{FULLNAME}-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert statefulset["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    for obj in rendered:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "redis"
+        assert labels["app.kubernetes.io/instance"] == "demo"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["helm.sh/chart"] == "redis-0.1.0"
+
+
+def test_image_repository_tag_and_digest_are_configurable(helm: Helm):
+    rendered = render(helm, {"image": {"repository": "registry.example:5000/mirror/redis", "tag": "7.4.2"}})
+    assert redis_container(rendered)["image"] == "registry.example:5000/mirror/redis:7.4.2"
+    digest = "sha256:" + "ab" * 32
+    rendered = render(helm, {"image": {"digest": digest}})
+    assert redis_container(rendered)["image"] == f"docker.io/library/redis@{digest}"
+
+
+def test_queue_keys_are_never_evicted_and_the_append_only_file_is_on(helm: Helm):
+    lines = config_lines(render(helm, {"config": {"maxmemory": "200mb"}}))
+    assert "maxmemory-policy noeviction" in lines
+    assert "maxmemory 200mb" in lines
+    assert "appendonly yes" in lines
+    assert "dir /data" in lines
+    assert "port 6379" in lines
+
+
+def test_generated_password_is_in_a_secret_and_reaches_the_server_by_reference(helm: Helm):
+    rendered = render(helm)
+    password = rendered.secret_data(FULLNAME)["redis-password"]
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
+    container = redis_container(rendered)
+    assert container["args"][1:] == ["--requirepass", "$(REDIS_PASSWORD)"]
+    env = env_of(container)
+    for name in ("REDIS_PASSWORD", "REDISCLI_AUTH"):
+        assert env[name] == {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": FULLNAME, "key": "redis-password"}},
+        }
+    assert_secrets_only_in_secrets(rendered)
+
+
+def test_password_is_generated_per_install_never_a_fixed_default(helm: Helm):
+    """`helm template` cannot look up the stored Secret: each render generates a new password, and
+    the template asks for the Secret of the same name and key that the pods read."""
+    first = render(helm).secret_data(FULLNAME)["redis-password"]
+    second = render(helm).secret_data(FULLNAME)["redis-password"]
+    assert first != second
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace (include "redis.fullname" .)' in helpers
+    assert 'index ($existing.data | default dict) "redis-password"' in helpers
+
+
+def test_existing_secret_replaces_the_generated_one(helm: Helm):
+    rendered = render(helm, {"auth": {"existingSecret": "queue-auth", "existingSecretPasswordKey": "pw"}})
+    assert rendered.all("Secret") == []
+    env = env_of(redis_container(rendered))
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "queue-auth", "key": "pw"}
+    test_pod = rendered.get("Pod", f"{FULLNAME}-test-connection")
+    assert env_of(test_pod["spec"]["containers"][0])["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"] == {
+        "name": "queue-auth",
+        "key": "pw",
+    }
+
+
+def test_without_auth_there_is_no_password_anywhere(helm: Helm):
+    rendered = render(helm, {"auth": {"enabled": False}})
+    assert rendered.all("Secret") == []
+    container = redis_container(rendered)
+    assert "--requirepass" not in container["args"]
+    assert "env" not in container
+    assert "protected-mode no" in config_lines(rendered)
+
+
+def test_probes_ping_with_the_password_from_the_environment(helm: Helm):
+    container = redis_container(render(helm))
+    for probe in ("livenessProbe", "readinessProbe"):
+        command = container[probe]["exec"]["command"]
+        assert command[:2] == ["sh", "-c"]
+        assert "redis-cli -h 127.0.0.1 -p 6379 ping" in command[2]
+        assert "-a " not in command[2]
+        assert "REDIS" not in command[2]
+    assert "LOADING" in container["livenessProbe"]["exec"]["command"][2]
+    assert "LOADING" not in container["readinessProbe"]["exec"]["command"][2]
+
+
+def test_without_persistence_data_lives_in_an_empty_dir(helm: Helm):
+    rendered = render(helm)
+    statefulset = rendered.get("StatefulSet")
+    volumes = {v["name"]: v for v in statefulset["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    assert "volumeClaimTemplates" not in statefulset["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in redis_container(rendered)["volumeMounts"]}
+    assert mounts == {"/etc/redis": "config", "/data": "data", "/tmp": "tmp"}
+
+
+def test_persistence_claims_a_volume_per_pod(helm: Helm):
+    values = {
+        "persistence": {"enabled": True, "storageClass": "fast", "size": "5Gi", "appendfsync": "always"}
+    }
+    rendered = render(helm, values)
+    statefulset = rendered.get("StatefulSet")
+    volumes = {v["name"] for v in statefulset["spec"]["template"]["spec"]["volumes"]}
+    assert "data" not in volumes
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert "appendfsync always" in config_lines(rendered)
+    claim = render(helm, {"persistence": {"enabled": True, "storageClass": "-"}}).get("StatefulSet")
+    assert claim["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == ""
+
+
+def test_every_pod_is_restricted_and_mounts_no_token(helm: Helm):
+    rendered = render(helm)
+    assert_restricted(rendered)
+    spec = rendered.get("StatefulSet")["spec"]["template"]["spec"]
+    assert spec["securityContext"]["runAsUser"] == 999
+    assert spec["securityContext"]["fsGroup"] == 999
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+
+
+def test_scheduling_and_resources_reach_the_pod(helm: Helm):
+    zone = {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+    values = {
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "nodeSelector": {"disk": "ssd"},
+        "tolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [zone]}}
+        },
+        "priorityClassName": "high",
+    }
+    spec = render(helm, values).get("StatefulSet")["spec"]["template"]["spec"]
+    assert spec["containers"][0]["resources"] == values["resources"]
+    assert spec["nodeSelector"] == {"disk": "ssd"}
+    assert spec["tolerations"] == values["tolerations"]
+    assert spec["affinity"] == values["affinity"]
+    assert spec["priorityClassName"] == "high"
+
+
+def test_network_policy_admits_only_labelled_clients(helm: Helm):
+    assert render(helm).all("NetworkPolicy") == []
+    extra = [{"namespaceSelector": {"matchLabels": {"team": "batch"}}}]
+    rendered = render(helm, {"networkPolicy": {"enabled": True, "extraIngressFrom": extra}})
+    policy = rendered.get("NetworkPolicy", FULLNAME)
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == rendered.get("StatefulSet")["spec"]["selector"]["matchLabels"]
+    )
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "redis", "protocol": "TCP"}]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"jobworker.github.io/redis-client": FULLNAME}}},
+        *extra,
+    ]
+    test_pod = rendered.get("Pod", f"{FULLNAME}-test-connection")
+    assert test_pod["metadata"]["labels"]["jobworker.github.io/redis-client"] == FULLNAME
+
+
+def test_helm_test_pod_pings_through_the_service_with_the_password(helm: Helm):
+    rendered = render(helm)
+    pod = rendered.get("Pod", f"{FULLNAME}-test-connection")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    container = pod["spec"]["containers"][0]
+    assert f"redis-cli -h {FULLNAME} -p 6379 ping" in container["command"][2]
+    assert 'test "$reply" = PONG' in container["command"][2]
+    assert env_of(container)["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"]["name"] == FULLNAME
+    assert render(helm, {"tests": {"enabled": False}}).all("Pod") == []
+
+
+def test_service_account_is_optional_and_without_token(helm: Helm):
+    rendered = render(helm, {"serviceAccount": {"create": True}})
+    account = rendered.get("ServiceAccount", FULLNAME)
+    assert account["automountServiceAccountToken"] is False
+    assert rendered.get("StatefulSet")["spec"]["template"]["spec"]["serviceAccountName"] == FULLNAME
+
+
+@pytest.mark.parametrize("values_file", ci_values_files("redis"), ids=lambda path: path.name)
+def test_ci_variants_stay_restricted_and_keep_the_password_in_the_secret(helm: Helm, values_file):
+    rendered = helm.template(CHART, values_files=[values_file])
+    assert_restricted(rendered)
+    assert_secrets_only_in_secrets(rendered)
+
+
+def test_fullname_follows_overrides(helm: Helm):
+    rendered = render(helm, {"fullnameOverride": "queue"})
+    assert rendered.get("StatefulSet")["metadata"]["name"] == "queue"
+    rendered = helm.template(CHART, {}, release="my-redis")
+    assert rendered.get("StatefulSet")["metadata"]["name"] == "my-redis"
