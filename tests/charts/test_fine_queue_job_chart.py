@@ -257,7 +257,7 @@ def test_pod_failure_policy_where_the_cluster_has_it(helm: Helm, kube_version: s
         "onExitCodes": {"containerName": "worker", "operator": "In",
                         "values": [ExitCode.USAGE, ExitCode.ITEMS_FAILED]},
     }  # fmt: skip
-    assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
 
 
 def test_no_pod_failure_policy_on_a_cluster_without_it(helm: Helm):

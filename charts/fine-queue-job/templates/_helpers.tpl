@@ -112,6 +112,7 @@ what it does rather than what the cluster ignores.
 - action: Ignore
   onPodConditions:
     - type: DisruptionTarget
+      status: "True"
 {{- end }}
 {{- end }}
 

@@ -1,0 +1,38 @@
+"""Every object every ci values file renders is valid Kubernetes, checked in strict mode.
+
+kubernetes-validate holds the OpenAPI schemas of each Kubernetes release; strict mode also refuses
+fields the API does not know, which the API server would otherwise drop without a word. 1.29 is
+the oldest release the tests check (podFailurePolicy is beta there), 1.35 the newest.
+"""
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from tests.support.helm import Helm, chart_path, ci_values_files
+
+KUBERNETES_VERSIONS = ["1.29.0", "1.35.0"]
+CASES = [(chart, values) for chart in ("redis", "fine-queue-job") for values in ci_values_files(chart)]
+
+
+@pytest.mark.parametrize("kube_version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize(("chart", "values_file"), CASES, ids=[f"{c}/{v.name}" for c, v in CASES])
+def test_rendered_objects_validate_strictly(helm: Helm, chart: str, values_file: Path, kube_version: str):
+    rendered = helm.template(chart_path(chart), values_files=[values_file], kube_version=kube_version)
+    assert len(rendered) >= 3
+    for obj in rendered:
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        try:
+            kubernetes_validate.validate(obj, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{where} is not valid Kubernetes {kube_version}: {error.message}")
+
+
+def test_strict_validation_refuses_an_unknown_field(helm4: Helm):
+    """The check above can fail: a field Kubernetes does not know is an error in strict mode."""
+    rendered = helm4.template(chart_path("redis"), {})
+    statefulset = rendered.get("StatefulSet")
+    statefulset["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonroot"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(statefulset, "1.35.0", strict=True)
