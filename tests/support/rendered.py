@@ -172,6 +172,7 @@ class LocalPod:
         self.host_patterns = self._host_patterns()
         self.init_containers = [self._container(c, init=True) for c in spec.get("initContainers", [])]
         self.containers = [self._container(c, init=False) for c in spec["containers"]]
+        self.init_results: list[subprocess.CompletedProcess] = []
 
     def container(self, name: str) -> LocalContainer:
         for container in [*self.init_containers, *self.containers]:
@@ -254,11 +255,19 @@ class LocalPod:
         return patterns
 
     def _localise(self, text: str, mounts: Sequence[tuple[str, Path]]) -> str:
+        """Service host names and mount paths in `text` replaced by their local stand-ins.
+
+        Mount paths are replaced in one pass (longest first), so that a local directory which
+        happens to lie under another mount path (/tmp) is never rewritten again.
+        """
         for pattern, replacement in self.host_patterns:
             text = pattern.sub(replacement, text)
-        for mount_path, local in mounts:
-            text = re.sub(rf"(?<![\w.-]){re.escape(mount_path)}(?=/|$|[^\w.-])", str(local), text)
-        return text
+        if not mounts:
+            return text
+        local_of = {mount_path: str(local) for mount_path, local in mounts}
+        alternatives = "|".join(re.escape(mount_path) for mount_path, _ in mounts)
+        pattern = re.compile(rf"(?<![\w.-])({alternatives})(?=/|$|[^\w.-])")
+        return pattern.sub(lambda match: local_of[match.group(1)], text)
 
     def _env(self, container: Mapping) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -322,9 +331,11 @@ class LocalPod:
         return results
 
     def start(self, timeout: float = 120) -> list[subprocess.Popen]:
-        """Init containers to completion, then every main container started; AssertionError
-        when an init container fails (the kubelet would not start the others either)."""
-        for container, result in zip(self.init_containers, self.run_init_containers(timeout), strict=False):
+        """Init containers to completion (their results kept in `init_results`), then every main
+        container started; AssertionError when an init container fails, as the kubelet would not
+        start the others either."""
+        self.init_results = self.run_init_containers(timeout)
+        for container, result in zip(self.init_containers, self.init_results, strict=False):
             if result.returncode != 0:
                 raise AssertionError(
                     f"init container {container.name} exited {result.returncode}: {result.stderr.decode()}"
