@@ -387,3 +387,10 @@ def test_notes_say_how_to_fill_the_queue_by_hand(helm: Helm):
 def test_notes_warn_when_the_cluster_has_no_pod_failure_policy(helm: Helm):
     assert "has no pod failure policy" in helm.notes(CHART, PROGRAM, kube_version="1.25.3")
     assert "has no pod failure policy" not in helm.notes(CHART, PROGRAM)
+
+
+def test_defaults_pass_the_schema_and_ask_only_for_the_program(helm: Helm):
+    """There is no sensible default program: installing without one names what to set."""
+    error = helm.template_error(CHART, {})
+    assert "neither command nor handler is set" in error
+    assert "schema" not in error, "the defaults of values.yaml must satisfy values.schema.json"

@@ -234,3 +234,8 @@ def test_fullname_follows_overrides(helm: Helm):
     assert rendered.get("StatefulSet")["metadata"]["name"] == "queue"
     rendered = helm.template(CHART, {}, release="my-redis")
     assert rendered.get("StatefulSet")["metadata"]["name"] == "my-redis"
+
+
+def test_defaults_lint_strictly(helm: Helm):
+    result = helm.lint(CHART)
+    assert result.returncode == 0, result.stdout + result.stderr
