@@ -239,3 +239,14 @@ def test_fullname_follows_overrides(helm: Helm):
 def test_defaults_lint_strictly(helm: Helm):
     result = helm.lint(CHART)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_notes_say_how_to_connect(helm: Helm):
+    notes = helm.notes(CHART, {})
+    assert f"redis://{FULLNAME}.batch.svc:6379/0" in notes
+    assert f"kubectl get secret --namespace batch {FULLNAME} -o jsonpath='{{.data.redis-password}}'" in notes
+    assert f"kubectl exec --namespace batch -it {FULLNAME}-0 -- redis-cli -p 6379" in notes
+    assert 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 -p 6379 ping' in notes
+    open_notes = helm.notes(CHART, {"auth": {"enabled": False}})
+    assert "WARNING: auth.enabled is false" in open_notes
+    assert "REDISCLI_AUTH" not in open_notes
