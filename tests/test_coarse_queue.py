@@ -437,9 +437,11 @@ def test_seed_declares_a_quorum_queue_with_its_dead_letter_queue(rabbit_server, 
     seed(amqp_env, amqp_queue, "q1", options=["--quorum", "--consumer-timeout", "7200"])
     names = AmqpNames.for_queue(amqp_queue)
     classic = {"x-dead-letter-exchange": names.failed, "x-consumer-timeout": 7200 * 1000}
-    with rabbit_server.connection() as connection:  # the same arguments but the queue type
-        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="x-queue-type"):
-            connection.channel().queue_declare(amqp_queue, durable=True, arguments=classic)
+    with (
+        rabbit_server.connection() as connection,  # the same arguments but the queue type
+        pytest.raises(pika.exceptions.ChannelClosedByBroker, match="x-queue-type"),
+    ):
+        connection.channel().queue_declare(amqp_queue, durable=True, arguments=classic)
     assert ready(rabbit_server, names.failed) == 0
     assert coarse(amqp_env, amqp_queue, "cat").stdout == b"q1"
 

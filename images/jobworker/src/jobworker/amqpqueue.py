@@ -173,15 +173,10 @@ def describe(error: BaseException) -> str:
         return f"{error.reply_code} {error.reply_text}"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
-    inner = getattr(error, "exception", None) or (getattr(error, "exceptions", None) or [None])[-1]
-    if isinstance(inner, BaseException):
-        return describe(inner)
-    for arg in getattr(error, "args", ()):
+    nested = [getattr(error, "exception", None), *(getattr(error, "exceptions", None) or [])[-1:]]
+    for arg in [*nested, *getattr(error, "args", ())]:
         if isinstance(arg, BaseException):
             return describe(arg)
-        inner = getattr(arg, "exception", None)
-        if isinstance(inner, BaseException):
-            return describe(inner)
         if isinstance(arg, str) and arg:
             return arg
     return type(error).__name__

@@ -378,7 +378,12 @@ class CoarseWorker:
         started = time.monotonic()
         outcome, lost = self._run(consumer, delivery)
         seconds = time.monotonic() - started
-        fields = {"item": preview(delivery.body), "attempt": delivery.attempt, "seconds": round(seconds, 3)}
+        fields = {
+            "item": preview(delivery.body),
+            "attempt": delivery.attempt,
+            "redelivered": delivery.redelivered,  # an earlier worker held it and did not settle it
+            "seconds": round(seconds, 3),
+        }
         if lost is not None:
             log.error("%s; the message went back to the queue and will run again", lost, extra=fields)
             if drain:
