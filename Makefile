@@ -62,6 +62,7 @@ test: system-deps venv helm lint ## run every test (sets up what it needs first)
 .PHONY: bench
 bench: system-deps venv ## run the benchmarks and print their numbers
 	$(VENV)/bin/python bench/fine_queue.py $(BENCH_ARGS)
+	$(VENV)/bin/python bench/coarse_queue.py $(BENCH_ARGS)
 
 .PHONY: images
 images: $(addprefix image-,$(IMAGES)) ## build every worker image as REGISTRY/NAME:TAG on PYTHON_IMAGE
