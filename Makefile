@@ -119,7 +119,7 @@ e2e-test: venv ## run tests/e2e against the cluster in KUBECONFIG (fails when it
 	if [[ ! -f $$kubeconfig ]]; then \
 	  echo "make e2e-test: no kubeconfig at '$$kubeconfig': set KUBECONFIG, or run \`make e2e\` for a kind cluster" >&2; exit 1; \
 	fi; \
-	set -x; $(VENV)/bin/pytest tests/e2e --kubeconfig "$$kubeconfig" --require-cluster $(E2E_ARGS)
+	set -x; E2E_REQUIRE_CLUSTER=1 $(VENV)/bin/pytest tests/e2e --kubeconfig "$$kubeconfig" $(E2E_ARGS)
 
 .PHONY: e2e
 e2e: venv ## on kind: create cluster KIND_CLUSTER if none, make images + kind-load, ct install, e2e-test

@@ -173,3 +173,20 @@ def test_make_e2e_test_wants_a_kubeconfig(tmp_path: Path):
     )
     assert result.returncode != 0
     assert f"make e2e-test: no kubeconfig at '{tmp_path / 'absent'}'" in result.stderr
+
+
+def test_make_e2e_test_fails_rather_than_skips_when_the_cluster_is_unreachable(tmp_path: Path):
+    env = {key: value for key, value in os.environ.items() if key != "E2E_REQUIRE_CLUSTER"}
+    env["KUBECONFIG"] = str(unreachable_kubeconfig(tmp_path))
+    result = subprocess.run(
+        ["make", "--no-print-directory", "e2e-test", "E2E_ARGS=-p no:cacheprovider"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "skipped" not in result.stdout
+    assert "no Kubernetes cluster: the API server https://127.0.0.1:" in result.stdout
