@@ -324,10 +324,11 @@ def test_a_long_item_keeps_its_lease(redis_env, tmp_path):
     seed(redis_env, "long", "slow-item")
     out = tmp_path / "out"
     env = {**redis_env, "OUT": str(out)}
-    command = ["sh", "-c", 'sleep 4; cat >> "$OUT"; echo >> "$OUT"']
-    first = start_jobworker(["fine", "--queue", "long", "--lease-seconds", "1", "--", *command], env)
+    # A lease of 2 s renewed every 2/3 s outlives a 6 s item; not renewed, it would expire twice over.
+    command = ["sh", "-c", 'sleep 6; cat >> "$OUT"; echo >> "$OUT"']
+    first = start_jobworker(["fine", "--queue", "long", "--lease-seconds", "2", "--", *command], env)
     wait_until(lambda: status(redis_env, "long")["in_flight"] == 1, 30, "the item to be leased")
-    second = start_jobworker(["fine", "--queue", "long", "--lease-seconds", "1", "--", *command], env)
+    second = start_jobworker(["fine", "--queue", "long", "--lease-seconds", "2", "--", *command], env)
     assert first.wait(60) == 0
     assert second.wait(60) == 0
     assert out.read_text().split() == ["slow-item"], "the lease expired while the item was running"

@@ -14,20 +14,27 @@ from collections.abc import Callable, Mapping, Sequence
 
 from jobworker import __version__
 from jobworker.constants import (
+    DEFAULT_AMQP_URL,
     DEFAULT_BATCH_SIZE_COMMAND,
     DEFAULT_BATCH_SIZE_HANDLER,
     DEFAULT_CONNECT_SECONDS,
     DEFAULT_GRACE_SECONDS,
+    DEFAULT_IDLE_SECONDS,
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PREFETCH,
     DEFAULT_PROGRESS_SECONDS,
     DEFAULT_REDIS_URL,
     DEFAULT_WAIT_SECONDS,
+    ENV_AMQP_URL,
     ENV_BATCH_SIZE,
     ENV_CONNECT_TIMEOUT,
+    ENV_CONSUMER_TIMEOUT,
     ENV_DELIVERY,
+    ENV_DRAIN,
     ENV_GRACE_SECONDS,
     ENV_HANDLER,
+    ENV_IDLE_SECONDS,
     ENV_INDEX_FILE,
     ENV_ITEMS_FILE,
     ENV_ITEMS_FORMAT,
@@ -36,13 +43,16 @@ from jobworker.constants import (
     ENV_LOG_FORMAT,
     ENV_LOG_LEVEL,
     ENV_MAX_ATTEMPTS,
+    ENV_PREFETCH,
     ENV_QUEUE,
+    ENV_QUORUM,
     ENV_REDIS_PASSWORD,
     ENV_REDIS_URL,
     ENV_WAIT_FOR_SEAL,
     ENV_WAIT_SECONDS,
     ENV_WRITE_ITEM,
     PLACEHOLDER_INDEX,
+    AmqpNames,
     ExitCode,
 )
 from jobworker.errors import JobWorkerError
@@ -80,11 +90,6 @@ def _number(kind: type, minimum: float, inclusive: bool, option: str, env: str) 
         return value
 
     return convert
-
-
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    """A boolean option from the environment: true, 1 or yes (any case) turn it on."""
-    return environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -182,7 +187,7 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
     parser.add_argument(
         "--wait-for-seal",
         action="store_true",
-        default=_flag(environ, ENV_WAIT_FOR_SEAL),
+        default=_env_true(environ, ENV_WAIT_FOR_SEAL),
         help="wait for a producer to seal the queue even when none has marked it yet (workers "
         "started before the seeder); without it, a list with no marker is finished when empty, as "
         f"in the Kubernetes docs (env {ENV_WAIT_FOR_SEAL}=true)",
@@ -208,6 +213,15 @@ def _add_seed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         "pushes nothing twice: it resumes an interrupted seed or does nothing.",
     )
     _add_redis(parser, environ)
+    _add_amqp_backend(parser, environ)
+    parser.add_argument(
+        "--quorum",
+        action="store_true",
+        default=_env_true(environ, ENV_QUORUM),
+        help="RabbitMQ: declare the queue as a quorum queue (replicated) instead of classic "
+        f"(env {ENV_QUORUM})",
+    )
+    _add_consumer_timeout(parser, environ, "RabbitMQ: the queue argument x-consumer-timeout")
     parser.add_argument(
         "--file",
         metavar="PATH",
@@ -233,9 +247,11 @@ def _add_status(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> 
     parser = sub.add_parser(
         "status",
         help="print a queue's counts",
-        description="Print pending, in flight, done and failed counts, and whether the queue is sealed.",
+        description="Print pending, in flight, done and failed counts, and whether the queue is sealed "
+        "(RabbitMQ: ready, consumers and failed; unacked is not reported over AMQP).",
     )
     _add_redis(parser, environ)
+    _add_amqp_backend(parser, environ)
     parser.add_argument("--json", action="store_true", help="one JSON object")
     parser.set_defaults(run=_run_status)
 
@@ -249,7 +265,124 @@ def _add_seal(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
 def _add_requeue_failed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
     parser = sub.add_parser("requeue-failed", help="put failed items back on the queue")
     _add_redis(parser, environ)
+    _add_amqp_backend(parser, environ)
     parser.set_defaults(run=_run_requeue_failed)
+
+
+def _env_true(environ: Mapping[str, str], name: str) -> bool:
+    """A boolean option from the environment: true, 1 or yes (any case) turn it on."""
+    return environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def _add_amqp_backend(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """--amqp-url on a subcommand that serves both backends: given, it selects RabbitMQ."""
+    parser.add_argument(
+        "--amqp-url",
+        default=environ.get(ENV_AMQP_URL) or None,
+        help=f"amqp://host:port/vhost: work on this RabbitMQ queue instead of Redis (env {ENV_AMQP_URL}; "
+        "the user and password come from AMQP_USERNAME / AMQP_PASSWORD unless the URL has them)",
+    )
+
+
+def _add_consumer_timeout(parser: argparse.ArgumentParser, environ: Mapping[str, str], what: str) -> None:
+    parser.add_argument(
+        "--consumer-timeout",
+        metavar="SECONDS",
+        default=environ.get(ENV_CONSUMER_TIMEOUT) or None,
+        type=_number(float, 0, False, "--consumer-timeout", ENV_CONSUMER_TIMEOUT),
+        help=f"{what}: how long RabbitMQ 3.12+ lets a message stay unacknowledged; set it above the "
+        "longest item (the server's consumer_timeout, 30 minutes by default, applies otherwise; older "
+        f"brokers ignore the argument) (env {ENV_CONSUMER_TIMEOUT})",
+    )
+
+
+def _add_coarse(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
+    parser = sub.add_parser(
+        "coarse",
+        help="take one message from a RabbitMQ queue, run COMMAND on it, acknowledge on success",
+        description="Take ONE message from the RabbitMQ queue QUEUE (prefetch 1, manual "
+        "acknowledgement), run COMMAND on it and acknowledge it only when COMMAND exits 0. A failed "
+        "item goes back to the tail of the queue (exit 5) until its last attempt, which moves it to "
+        "QUEUE.failed (exit 0). With --drain, take messages until the queue stays empty. Exit status: "
+        "0 done, 1 bad input or lost broker, 3 (--drain) drained with failed items, 4 no message "
+        "within --wait, 5 item failed and requeued, 143 stopped by SIGTERM.",
+    )
+    parser.add_argument(
+        "--amqp-url",
+        default=environ.get(ENV_AMQP_URL) or DEFAULT_AMQP_URL,
+        help=f"amqp://host:port/vhost (env {ENV_AMQP_URL}; the user and password come from "
+        "AMQP_USERNAME / AMQP_PASSWORD unless the URL has them)",
+    )
+    parser.add_argument(
+        "--queue",
+        default=environ.get(ENV_QUEUE, ""),
+        help=f"name of the RabbitMQ queue holding one message per item (env {ENV_QUEUE})",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        metavar="SECONDS",
+        default=environ.get(ENV_CONNECT_TIMEOUT, str(DEFAULT_CONNECT_SECONDS)),
+        type=_number(float, 0, True, "--connect-timeout", ENV_CONNECT_TIMEOUT),
+        help="how long to retry an unreachable or restarting broker before giving up "
+        f"(env {ENV_CONNECT_TIMEOUT}, default {DEFAULT_CONNECT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--deliver",
+        type=Delivery,
+        choices=list(Delivery),
+        default=environ.get(ENV_DELIVERY, Delivery.AUTO),
+        help="how COMMAND gets the message body: stdin, env ($WORK_ITEM), arg ({item}), file "
+        f"({{item_file}}); auto picks by placeholder, else stdin (env {ENV_DELIVERY})",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        metavar="N",
+        default=environ.get(ENV_MAX_ATTEMPTS, str(DEFAULT_MAX_ATTEMPTS)),
+        type=_number(int, 1, True, "--max-attempts", ENV_MAX_ATTEMPTS),
+        help=f"runs of an item before it goes to QUEUE.failed (env {ENV_MAX_ATTEMPTS}, "
+        f"default {DEFAULT_MAX_ATTEMPTS})",
+    )
+    parser.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        default=environ.get(ENV_WAIT_SECONDS, str(DEFAULT_WAIT_SECONDS)),
+        type=_number(float, 0, True, "--wait", ENV_WAIT_SECONDS),
+        help="give up (exit 4) when no message arrives within this long "
+        f"(env {ENV_WAIT_SECONDS}, default {DEFAULT_WAIT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        default=_env_true(environ, ENV_DRAIN),
+        help=f"take messages until the queue stays empty for --idle seconds, not just one (env {ENV_DRAIN})",
+    )
+    parser.add_argument(
+        "--prefetch",
+        metavar="N",
+        default=environ.get(ENV_PREFETCH, str(DEFAULT_PREFETCH)),
+        type=_number(int, 1, True, "--prefetch", ENV_PREFETCH),
+        help="with --drain: messages held ahead and acknowledged in batches; more is faster for short "
+        f"items but keeps work from other pods (env {ENV_PREFETCH}, default {DEFAULT_PREFETCH})",
+    )
+    parser.add_argument(
+        "--idle",
+        metavar="SECONDS",
+        default=environ.get(ENV_IDLE_SECONDS, str(DEFAULT_IDLE_SECONDS)),
+        type=_number(float, 0, False, "--idle", ENV_IDLE_SECONDS),
+        help=f"with --drain: the queue counts as drained after this long without a message "
+        f"(env {ENV_IDLE_SECONDS}, default {DEFAULT_IDLE_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--grace-seconds",
+        metavar="SECONDS",
+        default=environ.get(ENV_GRACE_SECONDS, str(DEFAULT_GRACE_SECONDS)),
+        type=_number(float, 0, True, "--grace-seconds", ENV_GRACE_SECONDS),
+        help="on SIGTERM, how long the program may still run before it is stopped and its message "
+        f"handed back (env {ENV_GRACE_SECONDS}, default {DEFAULT_GRACE_SECONDS:g})",
+    )
+    _add_consumer_timeout(parser, environ, "the consumer argument x-consumer-timeout")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    parser.set_defaults(run=_run_coarse)
 
 
 def _items_format(text: str) -> str:
@@ -320,7 +453,7 @@ def build_parser(environ: Mapping[str, str]) -> Parser:
     parser = Parser(prog="jobworker", description="Workers for the Kubernetes batch Job patterns.")
     parser.add_argument("--version", action="version", version=f"jobworker {__version__}")
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
-    for add in (_add_fine, _add_seed, _add_status, _add_seal, _add_requeue_failed, _add_indexed):
+    for add in (_add_fine, _add_coarse, _add_indexed, _add_seed, _add_status, _add_seal, _add_requeue_failed):
         add(sub, environ)
     for subparser in sub.choices.values():
         _add_common(subparser, environ)
@@ -400,6 +533,8 @@ def _read_seed_items(args: argparse.Namespace) -> list[bytes]:
 
 
 def _run_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    if _uses_amqp(args, environ):
+        return _run_amqp_seed(args, environ)
     items = _read_seed_items(args)
     queue = _redis_queue(args, environ)
     bar = ProgressBar(f"seeding {queue.name}")
@@ -424,6 +559,8 @@ def _run_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
 
 
 def _run_status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    if _uses_amqp(args, environ):
+        return _run_amqp_status(args, environ)
     queue = _redis_queue(args, environ)
     status = queue.status()
     if args.json:
@@ -452,8 +589,144 @@ def _run_seal(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
 
 
 def _run_requeue_failed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    if _uses_amqp(args, environ):
+        return _run_amqp_requeue_failed(args, environ)
     queue = _redis_queue(args, environ)
     moved = queue.requeue_failed()
+    log.info("moved %d failed items back to queue %r", moved, queue.name)
+    return ExitCode.OK
+
+
+# --- RabbitMQ subcommands ---------------------------------------------------------------------------
+def _amqp_module():
+    """The RabbitMQ support, imported here so that images without pika still start."""
+    try:
+        from jobworker import amqpqueue  # noqa: PLC0415
+    except ModuleNotFoundError as error:
+        if error.name != "pika":
+            raise
+        raise JobWorkerError("this image has no RabbitMQ support: install jobworker[amqp]") from None
+    return amqpqueue
+
+
+def _uses_amqp(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
+    """--amqp-url (or AMQP_URL) selects RabbitMQ; RabbitMQ-only options need it."""
+    if not args.amqp_url:
+        for option, given in (("--quorum", getattr(args, "quorum", False)),
+                              ("--consumer-timeout", getattr(args, "consumer_timeout", None))):  # fmt: skip
+            if given:
+                raise JobWorkerError(
+                    f"{option} applies to RabbitMQ queues: give --amqp-url (or {ENV_AMQP_URL})"
+                )
+        return False
+    if args.redis_url != environ.get(ENV_REDIS_URL, DEFAULT_REDIS_URL):
+        raise JobWorkerError("give either --amqp-url (RabbitMQ) or --redis-url (Redis), not both")
+    if getattr(args, "seal", True) is False:
+        raise JobWorkerError("--no-seal applies to Redis queues: RabbitMQ queues have no end-of-input marker")
+    return True
+
+
+def _amqp_queue(args: argparse.Namespace, environ: Mapping[str, str], role: str):
+    amqpqueue = _amqp_module()
+    name = amqpqueue.validate_queue_name(args.queue)
+    broker = amqpqueue.broker_from(args.amqp_url, environ, args.connect_timeout, f"jobworker {role}")
+    return amqpqueue.AmqpQueue(amqpqueue.connect(broker), name, broker)
+
+
+def _run_coarse(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    amqpqueue = _amqp_module()
+    from jobworker.coarse import CoarseSettings, CoarseWorker  # noqa: PLC0415 - needs pika
+
+    command = _command_of(args)
+    check_command(command)
+    if args.prefetch > 1 and not args.drain:
+        raise JobWorkerError("--prefetch above 1 needs --drain: a one-message worker takes exactly one")
+
+    def runner_for(stop: StopRequest) -> CommandRunner:
+        return CommandRunner(command, args.deliver, stop, args.grace_seconds)
+
+    runner_for(StopRequest())  # checks --deliver against the arguments before anything is taken
+    names = AmqpNames.for_queue(amqpqueue.validate_queue_name(args.queue))
+    broker = amqpqueue.broker_from(args.amqp_url, environ, args.connect_timeout, "jobworker coarse")
+    settings = CoarseSettings(
+        max_attempts=args.max_attempts,
+        wait_seconds=args.wait,
+        drain=args.drain,
+        prefetch=args.prefetch if args.drain else 1,
+        idle_seconds=args.idle,
+        consumer_timeout=args.consumer_timeout,
+    )
+    stop = StopRequest()
+    stop.install()
+    return CoarseWorker(broker, names, runner_for, settings, stop).run()
+
+
+def _run_amqp_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    items = _read_seed_items(args)
+    queue = _amqp_queue(args, environ, "seed")
+    try:
+        bar = ProgressBar(f"seeding {queue.name}")
+        result = queue.seed(
+            items,
+            quorum=args.quorum,
+            consumer_timeout=args.consumer_timeout,
+            lock_seconds=args.connect_timeout,
+            on_progress=bar.update,
+        )
+    finally:
+        queue.close()
+    if result.already_seeded:
+        log.info(
+            "queue %r already holds these %d items from an earlier seed: nothing published",
+            queue.name,
+            result.total,
+        )
+    else:
+        resumed = result.total - result.pushed
+        log.info(
+            "published %d items to %squeue %r%s",
+            result.pushed,
+            "the new " if result.created else "",
+            queue.name,
+            f" (resumed: {resumed} were already in)" if resumed else "",
+        )
+    return ExitCode.OK
+
+
+def _run_amqp_status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    queue = _amqp_queue(args, environ, "status")
+    try:
+        status = queue.status()
+        failed_items = queue.failed_items(FAILED_SHOWN) if status.failed and not args.json else []
+    finally:
+        queue.close()
+    if args.json:
+        sys.stdout.write(json.dumps({"queue": queue.name, **status.as_dict()}) + "\n")
+        return ExitCode.OK
+    lines = [
+        f"queue {queue.name} (RabbitMQ)",
+        f"  ready      {status.ready}",
+        "  unacked    not reported over AMQP (see the management UI, or "
+        "rabbitmqctl list_queues messages_unacknowledged)",
+        f"  consumers  {status.consumers}",
+        f"  failed     {status.failed}"
+        if status.failed is not None
+        else f"  failed     - (no {queue.names.failed})",
+    ]
+    for item, error in failed_items:
+        lines.append(f"    {preview(item)}: {error}")
+    if status.failed and status.failed > FAILED_SHOWN:
+        lines.append(f"    ... and {status.failed - FAILED_SHOWN} more")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return ExitCode.OK
+
+
+def _run_amqp_requeue_failed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    queue = _amqp_queue(args, environ, "requeue-failed")
+    try:
+        moved = queue.requeue_failed()
+    finally:
+        queue.close()
     log.info("moved %d failed items back to queue %r", moved, queue.name)
     return ExitCode.OK
 

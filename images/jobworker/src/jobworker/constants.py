@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # argparse's own status for a malformed command line
     ITEMS_FAILED = 3  # the queue is finished but some items ended in the failed list
     NO_WORK = 4  # --wait expired without any work arriving
+    ITEM_REQUEUED = 5  # coarse: the item failed and went back to the queue for another attempt
     TERMINATED = 143  # stopped by SIGTERM/SIGINT after handing unfinished work back (128 + 15)
 
 
@@ -47,6 +48,11 @@ ENV_WRITE_ITEM = "WRITE_ITEM_PATH"  # `jobworker indexed --write-item`: the init
 
 # --- Kubernetes names ---------------------------------------------------------------------------
 ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # for the downward API
+ENV_DRAIN = "DRAIN"  # `jobworker coarse --drain`: true, 1 or yes
+ENV_PREFETCH = "PREFETCH"
+ENV_IDLE_SECONDS = "IDLE_SECONDS"
+ENV_CONSUMER_TIMEOUT = "CONSUMER_TIMEOUT"
+ENV_QUORUM = "QUORUM_QUEUE"  # `jobworker seed --quorum`: true, 1 or yes
 
 # --- placeholders in a command's arguments ------------------------------------------------------
 PLACEHOLDER_ITEM = "{item}"
@@ -67,6 +73,11 @@ SEED_BATCH_SIZE = 1000  # items pushed per round trip by `jobworker seed`
 POLL_MIN_SECONDS = 0.02  # idle workers poll, backing off up to POLL_MAX_SECONDS (cheap for Redis)
 POLL_MAX_SECONDS = 0.25
 ITEM_PREVIEW_CHARS = 60  # how much of an item a log line shows
+DEFAULT_AMQP_URL = "amqp://localhost:5672/%2F"
+DEFAULT_PREFETCH = 1  # --drain: messages held ahead; more is faster but starves other pods of work
+DEFAULT_IDLE_SECONDS = 5.0  # --drain: the queue counts as drained after this long without a message
+AMQP_SEED_CHUNK = 1000  # items per transaction of `jobworker seed` (part of the seed's identity)
+AMQP_ERROR_CHARS = 1024  # how much of an error a dead-lettered message carries in its headers
 
 
 # --- Redis keys ---------------------------------------------------------------------------------
@@ -112,3 +123,43 @@ class RedisKeys:
 
 STATE_OPEN = b"open"
 STATE_SEALED = b"sealed"
+
+
+# --- RabbitMQ names -----------------------------------------------------------------------------
+AMQP_SEED_DIGEST_CHARS = 16  # of the seed digest, in the name of its marker queue
+AMQP_MAX_QUEUE_NAME = 255 - len(".seed.") - AMQP_SEED_DIGEST_CHARS  # names are at most 255 bytes
+
+
+@dataclass(frozen=True)
+class AmqpNames:
+    """The exchanges and queues that go with one RabbitMQ work queue Q.
+
+    Q itself is an ordinary durable queue reached through the default exchange, so the Kubernetes
+    docs' `amqp-publish -r Q` and `amqp-consume -q Q` keep working. The dead-letter exchange and
+    queue share the name Q.failed (exchanges and queues are separate namespaces).
+    """
+
+    work: str  # the queue of work items
+    failed: str  # fanout exchange and queue of the items that used up their attempts
+    seeding: str  # exclusive queue held by a running `jobworker seed`: a lock that dies with it
+    seed_prefix: str  # + digest: durable queue with one marker message per committed seed chunk
+
+    @classmethod
+    def for_queue(cls, queue: str) -> "AmqpNames":
+        return cls(
+            work=queue,
+            failed=f"{queue}.failed",
+            seeding=f"{queue}.seeding",
+            seed_prefix=f"{queue}.seed.",
+        )
+
+    def seed_marker(self, digest: str) -> str:
+        return self.seed_prefix + digest[:AMQP_SEED_DIGEST_CHARS]
+
+
+# Message headers the coarse worker reads and writes (any publisher may leave them out).
+HEADER_ATTEMPTS = "x-jobworker-attempts"  # failed runs so far; a message without it has none
+HEADER_ERROR = "x-jobworker-error"  # the last failure: exit status and the end of stderr
+HEADER_QUEUE = "x-jobworker-queue"  # on dead-lettered messages: the work queue they came from
+HEADER_SEED_CHUNK = "x-jobworker-seed-chunk"  # on seed markers: the chunk's index
+HEADER_SEED_ITEMS = "x-jobworker-seed-items"  # on seed markers: the items in the chunk

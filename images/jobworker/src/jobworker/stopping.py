@@ -27,8 +27,12 @@ class StopRequest:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
+        self.request(signal.Signals(signum).name)
+
+    def request(self, reason: str) -> None:
+        """Raise the flag from code, naming why: e.g. the connection that held the item was lost."""
         if not self._event.is_set():
-            self.signal_name = signal.Signals(signum).name
+            self.signal_name = reason
             self.raised_at = time.monotonic()
             self._event.set()
 

@@ -1,0 +1,158 @@
+"""Benchmark of the coarse-grained work queue against the Kubernetes docs' amqp-tools, in one run.
+
+- Per message: what one `jobworker coarse` process costs (start, connect, consume one message,
+  run `cat`, acknowledge, exit), against `amqp-consume -c 1 cat`, the docs' worker. Runs of the
+  two alternate, so that both see the same machine load.
+- Seeding: `jobworker seed` filling a queue (one process, persistent messages, transactions),
+  against one `amqp-publish -p` process per item.
+
+It starts its own rabbitmq-server (the tests' RabbitServer: a temporary node) and prints a table,
+or one JSON object with --json.
+
+    python bench/coarse_queue.py [--json] [--messages N] [--seed-items N]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support
+
+from tests.support.servers import RabbitServer
+
+
+def jobworker_command() -> list[str]:
+    """The installed console script, as an image runs it (python -m jobworker as a fallback)."""
+    script = Path(sys.executable).with_name("jobworker")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "jobworker"]
+
+
+def run(argv: Sequence[str], env: dict[str, str] | None = None, stdin: bytes | None = None) -> float:
+    """Run a command to completion; its wall-clock seconds. A failure stops the benchmark."""
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, input=stdin, capture_output=True, check=False)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({result.returncode}): {result.stderr.decode()[-500:]}")
+    return seconds
+
+
+def cpu_model() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown"
+
+
+def ready(server: RabbitServer, queue: str) -> int:
+    with server.connection() as connection:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+
+
+def measure(messages: int, seed_items: int) -> dict:
+    jobworker = jobworker_command()
+    with RabbitServer() as server, tempfile.TemporaryDirectory() as scratch:
+        env = {**server.env(), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+        with server.connection() as connection:
+            version = str(connection._impl.server_properties.get("version", "?"))  # pika keeps it there
+        url = server.url_with_credentials
+        items = [f"item-{n:06d}" for n in range(max(messages, seed_items))]
+        items_file = Path(scratch) / "items.txt"
+
+        # Seeding. One warm-up of each first (page cache, broker code paths).
+        items_file.write_text("\n".join(items[:seed_items]) + "\n")
+        run([*jobworker, "seed", "--queue", "warm-up", "x"], env)
+        run(["amqp-publish", "--url", url, "-r", "warm-up", "-p", "-b", "x"])
+        seed_seconds = run([*jobworker, "seed", "--queue", "seeded", "--file", str(items_file)], env)
+        if ready(server, "seeded") != seed_items:
+            raise SystemExit("jobworker seed did not publish every item")
+        run(["amqp-declare-queue", "--url", url, "-d", "-q", "published"])
+        publish_seconds = sum(
+            run(["amqp-publish", "--url", url, "-r", "published", "-p", "-b", item])
+            for item in items[:messages]
+        )
+        if ready(server, "published") != messages:
+            raise SystemExit("amqp-publish did not publish every item")
+
+        # Per message: two queues of `messages` items, one worker process per message, alternating.
+        items_file.write_text("\n".join(items[:messages]) + "\n")
+        for queue in ("for-jobworker", "for-amqp-consume"):
+            run([*jobworker, "seed", "--queue", queue, "--file", str(items_file)], env)
+        coarse = [*jobworker, "coarse", "--queue", "for-jobworker", "--wait", "10", "--", "cat"]
+        consume = ["amqp-consume", "--url", url, "-q", "for-amqp-consume", "-c", "1", "cat"]
+        coarse_seconds = consume_seconds = 0.0
+        for _ in range(messages):
+            coarse_seconds += run(coarse, env)
+            consume_seconds += run(consume)
+        if ready(server, "for-jobworker") or ready(server, "for-amqp-consume"):
+            raise SystemExit("a worker left messages behind")
+
+    coarse_ms = coarse_seconds / messages * 1000
+    consume_ms = consume_seconds / messages * 1000
+    seed_rate = seed_items / seed_seconds
+    publish_rate = messages / publish_seconds
+    return {
+        "benchmark": "coarse_queue",
+        "date": datetime.date.today().isoformat(),
+        "machine": {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0))},
+        "broker": f"rabbitmq-server {version}",
+        "messages": messages,
+        "seed_items": seed_items,
+        "per_message_ms": {"jobworker_coarse": round(coarse_ms, 1), "amqp_consume": round(consume_ms, 1)},
+        "per_message_ratio": round(coarse_ms / consume_ms, 2),
+        "seed_items_per_second": {
+            "jobworker_seed": round(seed_rate),
+            "amqp_publish_per_item": round(publish_rate),
+        },
+        "seed_ratio": round(seed_rate / publish_rate, 1),
+    }
+
+
+def print_table(result: dict) -> None:
+    per, seed = result["per_message_ms"], result["seed_items_per_second"]
+    machine = result["machine"]
+    print(f"coarse queue, {result['broker']}, {machine['cpu']} ({machine['cores']} cores), {result['date']}")
+    print(f"per message, {result['messages']} processes each (start, connect, take one, run cat, ack):")
+    print(f"  jobworker coarse -- cat     {per['jobworker_coarse']:8.1f} ms")
+    print(f"  amqp-consume -c 1 cat       {per['amqp_consume']:8.1f} ms")
+    print(f"  ratio                       {result['per_message_ratio']:8.2f} x")
+    print("seeding, persistent messages:")
+    print(f"  jobworker seed ({result['seed_items']} items)   {seed['jobworker_seed']:8d} items/s")
+    print(f"  amqp-publish -p per item    {seed['amqp_publish_per_item']:8d} items/s")
+    print(f"  ratio                       {result['seed_ratio']:8.1f} x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--messages", type=int, default=200, help="worker processes per tool (default 200)")
+    parser.add_argument(
+        "--seed-items", type=int, default=20000, help="items for jobworker seed (default 20000)"
+    )
+    args = parser.parse_args()
+    if args.messages < 1 or args.seed_items < 1:
+        parser.error("--messages and --seed-items must be at least 1")
+    for tool in ("amqp-consume", "amqp-publish", "amqp-declare-queue"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is not installed (make system-deps)")
+    result = measure(args.messages, args.seed_items)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_table(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The coarse-grained work queue on a cluster: charts/coarse-queue-job with its rabbitmq dependency."""
+
+from collections import Counter
+
+from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
+
+from tests.e2e.cluster import (
+    job_pods,
+    pod_logs,
+    processed_items,
+    queue_status,
+    release_stateful_sets,
+    wait_for_job_to_complete,
+    wait_for_worker_job,
+)
+from tests.e2e.conftest import BROKER_TIMEOUT, JOB_TIMEOUT
+from tests.e2e.helm import load_values
+
+CHART = "coarse-queue-job"
+
+
+def install(helm, kube_client, release: str, values: dict):
+    helm.install(release, CHART, values)
+    brokers = release_stateful_sets(kube_client, helm.namespace, release)
+    assert brokers, f"release {release} has no StatefulSet (the rabbitmq dependency)"
+    wait_for_stateful_sets_to_run(kube_client, brokers, helm.namespace, BROKER_TIMEOUT)
+    return wait_for_worker_job(kube_client, helm.namespace, release, BROKER_TIMEOUT)
+
+
+def test_one_pod_per_item(helm, kube_client):
+    values = load_values(CHART)
+    items = [str(item) for item in values["items"]]
+    job = install(helm, kube_client, "coarse", values)
+
+    job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
+
+    assert job.obj["spec"]["completions"] == len(items)
+    pods = job_pods(kube_client, job)
+    per_pod = {pod.name: processed_items(pod_logs(pod)) for pod in pods}
+    assert len(pods) == len(items), per_pod
+    assert all(len(processed) == 1 for processed in per_pod.values()), per_pod
+    assert Counter(item for processed in per_pod.values() for item in processed) == Counter(items)
+    status = queue_status(kube_client, job)
+    assert (status["ready"], status["unacked"], status["failed"]) == (0, 0, 0), status
+    tested = helm.test("coarse")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_a_failing_item_is_dead_lettered_and_completions_still_match(helm, kube_client):
+    values = load_values(f"{CHART}-failing")
+    items = [str(item) for item in values["items"]]
+    job = install(helm, kube_client, "coarse-poison", values)
+
+    job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
+
+    assert job.obj["status"].get("succeeded") == len(items), job.obj["status"]
+    status = queue_status(kube_client, job)
+    assert status["failed"] == 1, status  # in the dead-letter queue Q.failed
+    assert (status["ready"], status["unacked"]) == (0, 0), status
+    processed = Counter(item for pod in job_pods(kube_client, job) for item in processed_items(pod_logs(pod)))
+    assert processed == Counter(item for item in items if item != "poison")

@@ -1,0 +1,64 @@
+"""The fine-grained work queue on a cluster: charts/fine-queue-job with its redis dependency."""
+
+from collections import Counter
+
+from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
+
+from tests.e2e.cluster import (
+    has_condition,
+    job_pods,
+    pod_logs,
+    processed_items,
+    queue_status,
+    release_stateful_sets,
+    wait_for_job_to_complete,
+    wait_for_job_to_fail,
+    wait_for_worker_job,
+)
+from tests.e2e.conftest import BROKER_TIMEOUT, JOB_TIMEOUT
+from tests.e2e.helm import load_values
+
+CHART = "fine-queue-job"
+
+
+def install(helm, kube_client, release: str, values: dict):
+    helm.install(release, CHART, values)
+    brokers = release_stateful_sets(kube_client, helm.namespace, release)
+    assert brokers, f"release {release} has no StatefulSet (the redis dependency)"
+    wait_for_stateful_sets_to_run(kube_client, brokers, helm.namespace, BROKER_TIMEOUT)
+    return wait_for_worker_job(kube_client, helm.namespace, release, BROKER_TIMEOUT)
+
+
+def test_every_item_is_processed_once_by_parallelism_pods(helm, kube_client):
+    values = load_values(CHART)
+    items = [str(item) for item in values["items"]]
+    job = install(helm, kube_client, "fine", values)
+
+    job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
+
+    pods = job_pods(kube_client, job)
+    assert len(pods) == values["parallelism"], [pod.name for pod in pods]
+    processed = Counter(item for pod in pods for item in processed_items(pod_logs(pod)))
+    assert processed == Counter(items)
+    assert job.obj["status"].get("succeeded") == values["parallelism"]
+    status = queue_status(kube_client, job)
+    assert (status["pending"], status["in_flight"], status["failed"]) == (0, 0, 0), status
+    assert status["done"] == len(items), status
+    tested = helm.test("fine")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_a_failing_item_ends_in_the_failed_list_and_fails_the_job(helm, kube_client):
+    values = load_values(f"{CHART}-failing")
+    items = [str(item) for item in values["items"]]
+    job = install(helm, kube_client, "fine-poison", values)
+
+    job = wait_for_job_to_fail(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
+
+    failed = has_condition(job.obj, "Failed")
+    assert failed["reason"] == "PodFailurePolicy", failed
+    status = queue_status(kube_client, job)
+    assert status["failed"] == 1, status
+    assert status["done"] == len(items) - 1, status
+    processed = Counter(item for pod in job_pods(kube_client, job) for item in processed_items(pod_logs(pod)))
+    assert processed == Counter(item for item in items if item != "poison")

@@ -1,0 +1,56 @@
+"""The Indexed Job on a cluster: charts/indexed-job, each pod's completion index picks its item."""
+
+from tests.e2e.cluster import (
+    completion_index,
+    has_condition,
+    job_pods,
+    pod_logs,
+    processed_items,
+    wait_for_job_to_complete,
+    wait_for_job_to_fail,
+    wait_for_worker_job,
+)
+from tests.e2e.conftest import BROKER_TIMEOUT, JOB_TIMEOUT
+from tests.e2e.helm import load_values
+
+CHART = "indexed-job"
+
+
+def install(helm, kube_client, release: str, values: dict):
+    helm.install(release, CHART, values)
+    return wait_for_worker_job(kube_client, helm.namespace, release, BROKER_TIMEOUT)
+
+
+def test_each_index_gets_its_item_as_in_the_docs(helm, kube_client):
+    values = load_values(CHART)
+    job = install(helm, kube_client, "indexed", values)
+
+    job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
+
+    assert job.obj["spec"]["completionMode"] == "Indexed"
+    assert job.obj["spec"]["completions"] == len(values["items"])
+    pods = job_pods(kube_client, job)
+    assert len(pods) == len(values["items"]), [pod.name for pod in pods]
+    output = {completion_index(pod): processed_items(pod_logs(pod)) for pod in pods}
+    assert output == {0: ["oof"], 1: ["rab"], 2: ["zab"], 3: ["xuq"], 4: ["zyx"]}
+    assert job.obj["status"].get("completedIndexes") == "0-4"
+    tested = helm.test("indexed")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_a_failing_item_fails_only_its_index(helm, kube_client):
+    values = load_values(f"{CHART}-failing")
+    bad = values["items"].index("bad")
+    job = install(helm, kube_client, "indexed-bad", values)
+
+    job = wait_for_job_to_fail(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
+
+    failed = has_condition(job.obj, "Failed")
+    assert failed["reason"] == "FailedIndexes", failed
+    status = job.obj["status"]
+    assert status.get("failedIndexes") == str(bad), status
+    others = [index for index in range(len(values["items"])) if index != bad]
+    assert status.get("completedIndexes") == ",".join(map(str, others)), status
+    done = {completion_index(pod): processed_items(pod_logs(pod)) for pod in job_pods(kube_client, job)}
+    assert done[bad] == []
+    assert {index: done[index] for index in others} == {0: ["oof"], 1: ["rab"], 3: ["xuq"], 4: ["zyx"]}

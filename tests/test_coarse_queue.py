@@ -1,0 +1,518 @@
+"""The coarse-grained work queue against a real rabbitmq-server: `jobworker coarse`, and the
+RabbitMQ side of `jobworker seed`, `status` and `requeue-failed`.
+
+Every worker is a separate process, as in a pod; the broker is Debian's rabbitmq-server on a
+temporary node. Most tests share one node (`rabbit_server`) and keep apart by queue name; the
+ones that restart or reconfigure the broker start their own.
+"""
+
+import json
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+import pika
+import pytest
+
+from jobworker.amqpqueue import items_digest
+from jobworker.constants import (
+    AMQP_SEED_CHUNK,
+    HEADER_ATTEMPTS,
+    HEADER_ERROR,
+    HEADER_QUEUE,
+    AmqpNames,
+    ExitCode,
+)
+from tests.support.processes import run_jobworker, start_jobworker, worker_env
+from tests.support.servers import RabbitServer, free_port, wait_until
+
+WAIT = "10"  # --wait for workers that should find a message at once
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def seed(env: Mapping[str, str], queue: str, *items: str, options: Sequence[str] = ()) -> None:
+    result = run_jobworker(["seed", "--queue", queue, *options, *items], env)
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def coarse(
+    env: Mapping[str, str], queue: str, *command: str, options: Sequence[str] = ()
+) -> subprocess.CompletedProcess:
+    return run_jobworker(["coarse", "--queue", queue, "--wait", WAIT, *options, "--", *command], env)
+
+
+def declared(server: RabbitServer, queue: str) -> pika.spec.Queue.DeclareOk | None:
+    """A passive declaration of a queue (counts of messages and consumers), None when it does not exist."""
+    connection = server.connection()
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method
+    except pika.exceptions.ChannelClosedByBroker as error:
+        if error.reply_code != 404:
+            raise
+        return None
+    finally:
+        connection.close()
+
+
+def ready(server: RabbitServer, queue: str) -> int | None:
+    """Messages ready in a queue, None when it does not exist."""
+    found = declared(server, queue)
+    return None if found is None else found.message_count
+
+
+def take_all(server: RabbitServer, queue: str) -> list[tuple[bytes, dict]]:
+    """Consume (and acknowledge) every message of a queue: bodies and headers, in queue order."""
+    connection = server.connection()
+    taken = []
+    try:
+        channel = connection.channel()
+        while True:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return taken
+            taken.append((body, properties.headers or {}))
+    finally:
+        connection.close()
+
+
+def one_line_error(result: subprocess.CompletedProcess, *words: str, only: bool = True) -> str:
+    """The worker failed with status 1 and said why in one line naming `words`: its only line
+    (bad input is refused before anything happens), or with only=False its last."""
+    stderr = result.stderr.decode()
+    assert result.returncode == ExitCode.ERROR, stderr
+    lines = stderr.strip().splitlines()
+    if only:
+        assert len(lines) == 1, stderr
+    assert " ERROR " in lines[-1], stderr
+    for word in words:
+        assert word in lines[-1], lines[-1]
+    return lines[-1]
+
+
+def wait_for_line(process: subprocess.Popen, expected: bytes, timeout: float = 30) -> None:
+    """Read the worker's stdout (the program's output) until a line equals `expected`."""
+    assert process.stdout is not None
+    while True:
+        ready_to_read, _, _ = select.select([process.stdout], [], [], timeout)
+        assert ready_to_read, f"no {expected!r} on stdout within {timeout} s"
+        line = process.stdout.readline()
+        assert line, f"stdout ended before {expected!r}: {process.stderr.read().decode()}"
+        if line.rstrip(b"\n") == expected:
+            return
+
+
+def headers_text(headers: dict, key: str) -> str:
+    value = headers[key]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --- one message per process ---------------------------------------------------------------------
+def test_each_process_takes_exactly_one_message_in_order(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "apple", "banana", "cherry")
+    outputs = []
+    for _ in range(3):
+        result = coarse(amqp_env, amqp_queue, "cat")
+        assert result.returncode == ExitCode.OK, result.stderr.decode()
+        outputs.append(result.stdout)
+    assert outputs == [b"apple", b"banana", b"cherry"]
+    assert ready(rabbit_server, amqp_queue) == 0
+    assert ready(rabbit_server, AmqpNames.for_queue(amqp_queue).failed) == 0
+
+
+def test_item_reaches_the_program_by_env_arg_and_file(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "one", "two", "three")
+    by_env = coarse(
+        amqp_env, amqp_queue, "sh", "-c", 'printf "%s" "$WORK_ITEM"', options=["--deliver", "env"]
+    )
+    by_arg = coarse(amqp_env, amqp_queue, "echo", "item={item}")
+    by_file = coarse(amqp_env, amqp_queue, "cat", "{item_file}")
+    assert [by_env.stdout, by_arg.stdout, by_file.stdout] == [b"one", b"item=two\n", b"three"]
+
+
+def test_no_message_within_wait_exits_no_work(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "only")
+    assert coarse(amqp_env, amqp_queue, "cat").returncode == ExitCode.OK
+    result = run_jobworker(["coarse", "--queue", amqp_queue, "--wait", "1", "--", "cat"], amqp_env)
+    assert result.returncode == ExitCode.NO_WORK, result.stderr.decode()
+    assert b"no message arrived" in result.stderr
+    assert result.stdout == b""
+
+
+# --- failures: ack only on success, retry, dead-letter ------------------------------------------
+def test_failed_item_is_retried_then_dead_lettered_with_its_error(rabbit_server, amqp_env, amqp_queue):
+    names = AmqpNames.for_queue(amqp_queue)
+    seed(amqp_env, amqp_queue, "poison")
+    failing = ("sh", "-c", 'echo "cannot handle $WORK_ITEM" >&2; exit 7')
+    options = ["--deliver", "env", "--max-attempts", "3"]
+    for _attempt in (1, 2):
+        result = coarse(amqp_env, amqp_queue, *failing, options=options)
+        assert result.returncode == ExitCode.ITEM_REQUEUED, result.stderr.decode()
+        assert ready(rabbit_server, amqp_queue) == 1  # not acknowledged away: back in the queue
+        assert ready(rabbit_server, names.failed) == 0
+    last = coarse(amqp_env, amqp_queue, *failing, options=options)
+    assert last.returncode == ExitCode.OK, last.stderr.decode()  # the completion still counts
+    assert b"moved to" in last.stderr
+    assert ready(rabbit_server, amqp_queue) == 0
+
+    status = run_jobworker(["status", "--queue", amqp_queue, "--json"], amqp_env)
+    assert json.loads(status.stdout) == {
+        "queue": amqp_queue,
+        "ready": 0,
+        "unacked": None,
+        "consumers": 0,
+        "failed": 1,
+    }
+    text = run_jobworker(["status", "--queue", amqp_queue], amqp_env).stdout.decode()
+    assert "poison: exit status 7: cannot handle poison" in text
+
+    [(body, headers)] = take_all(rabbit_server, names.failed)
+    assert body == b"poison"
+    assert headers[HEADER_ATTEMPTS] == 3
+    assert headers_text(headers, HEADER_ERROR) == "exit status 7: cannot handle poison"
+    assert headers_text(headers, HEADER_QUEUE) == amqp_queue
+
+
+def test_requeue_failed_gives_items_fresh_attempts(rabbit_server, amqp_env, amqp_queue):
+    names = AmqpNames.for_queue(amqp_queue)
+    seed(amqp_env, amqp_queue, "flaky")
+    result = coarse(amqp_env, amqp_queue, "false", options=["--max-attempts", "1"])
+    assert result.returncode == ExitCode.OK, result.stderr.decode()
+    assert ready(rabbit_server, names.failed) == 1
+
+    moved = run_jobworker(["requeue-failed", "--queue", amqp_queue], amqp_env)
+    assert moved.returncode == 0, moved.stderr.decode()
+    assert b"moved 1 failed items" in moved.stderr
+    assert ready(rabbit_server, names.failed) == 0
+    done = coarse(amqp_env, amqp_queue, "cat")
+    assert (done.returncode, done.stdout) == (ExitCode.OK, b"flaky")
+
+
+def test_failed_item_without_a_dead_letter_exchange_stays_in_the_queue(rabbit_server, amqp_env, amqp_queue):
+    with rabbit_server.connection() as connection:  # declared by hand, as the docs do: no Q.failed
+        connection.channel().queue_declare(amqp_queue, durable=True)
+        connection.channel().basic_publish("", amqp_queue, b"doomed")
+    result = coarse(amqp_env, amqp_queue, "false", options=["--max-attempts", "1"])
+    one_line_error(result, "cannot record the failure", "does not exist", "stays in queue", only=False)
+    assert ready(rabbit_server, amqp_queue) == 1
+
+
+# --- --drain ---------------------------------------------------------------------------------------
+def test_drain_processes_every_message_in_one_process(rabbit_server, amqp_env, amqp_queue):
+    items = [f"item-{n}" for n in range(25)]
+    seed(amqp_env, amqp_queue, *items)
+    result = coarse(
+        amqp_env, amqp_queue, "sh", "-c", "cat; echo", options=["--drain", "--prefetch", "4", "--idle", "1"]
+    )
+    assert result.returncode == ExitCode.OK, result.stderr.decode()
+    assert result.stdout.decode().splitlines() == items
+    assert b"is drained" in result.stderr
+    assert ready(rabbit_server, amqp_queue) == 0
+
+
+def test_drain_retries_in_place_and_ends_with_failed_items(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "good-1", "bad", "good-2")
+    result = coarse(
+        amqp_env,
+        amqp_queue,
+        "sh",
+        "-c",
+        'test "$WORK_ITEM" != bad && echo "$WORK_ITEM"',
+        options=["--drain", "--deliver", "env", "--max-attempts", "2", "--idle", "1", "--prefetch", "3"],
+    )
+    assert result.returncode == ExitCode.ITEMS_FAILED, result.stderr.decode()
+    assert result.stdout.decode().splitlines() == ["good-1", "good-2"]
+    assert result.stderr.count(b"item failed (attempt") == 2
+    assert ready(rabbit_server, amqp_queue) == 0
+    assert [body for body, _ in take_all(rabbit_server, AmqpNames.for_queue(amqp_queue).failed)] == [b"bad"]
+
+
+# --- SIGTERM -----------------------------------------------------------------------------------------
+def test_sigterm_before_the_ack_leaves_the_message_in_the_queue(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "long")
+    worker = start_jobworker(
+        [
+            "coarse",
+            "--queue",
+            amqp_queue,
+            "--grace-seconds",
+            "0.5",
+            "--",
+            "sh",
+            "-c",
+            "echo started; exec sleep 60",
+        ],
+        amqp_env,
+    )
+    wait_for_line(worker, b"started")
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == ExitCode.TERMINATED, stderr.decode()
+    assert b"went back to the queue" in stderr
+    [(body, _)] = take_all(rabbit_server, amqp_queue)
+    assert body == b"long"
+
+
+def test_sigterm_lets_a_program_finish_within_the_grace_period(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "short")
+    worker = start_jobworker(
+        ["coarse", "--queue", amqp_queue, "--grace-seconds", "60", "--", "sh", "-c", "echo started; sleep 1"],
+        amqp_env,
+    )
+    wait_for_line(worker, b"started")
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == ExitCode.OK, stderr.decode()
+    assert ready(rabbit_server, amqp_queue) == 0
+
+
+def test_sigterm_while_waiting_for_a_message(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "first")
+    assert coarse(amqp_env, amqp_queue, "cat").returncode == 0
+    worker = start_jobworker(["coarse", "--queue", amqp_queue, "--wait", "300", "--", "cat"], amqp_env)
+    wait_until(lambda: declared(rabbit_server, amqp_queue).consumer_count == 1, 30, "the worker to consume")
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == ExitCode.TERMINATED, stderr.decode()
+
+
+# --- long items: heartbeats and the delivery acknowledgement timeout ------------------------------
+def test_heartbeats_go_on_while_a_long_program_runs(rabbit_server, amqp_env, amqp_queue):
+    """With a 1 s heartbeat the broker drops a silent connection after about 2 s; the item runs 6 s."""
+    seed(amqp_env, amqp_queue, "slow")
+    env = {**amqp_env, "AMQP_URL": amqp_env["AMQP_URL"] + "?heartbeat=1"}
+    result = coarse(env, amqp_queue, "sh", "-c", "sleep 6; cat", options=["--consumer-timeout", "3600"])
+    assert (result.returncode, result.stdout) == (ExitCode.OK, b"slow"), result.stderr.decode()
+    assert ready(rabbit_server, amqp_queue) == 0
+
+
+def test_delivery_acknowledgement_timeout_is_a_failure_not_a_success(amqp_queue):
+    """The broker gives up on the delivery (consumer_timeout); the worker must not report success."""
+    server = RabbitServer(
+        config={"consumer_timeout": "1000"}, advanced="{rabbit, [{channel_tick_interval, 200}]}"
+    )
+    with server:
+        seed(server.env(), amqp_queue, "too-long")
+        result = coarse(server.env(), amqp_queue, "sleep", "60", options=["--grace-seconds", "0"])
+        stderr = result.stderr.decode()
+        assert result.returncode == ExitCode.ERROR, stderr
+        assert "timed out" in stderr
+        assert "went back to the queue" in stderr
+        assert ready(server, amqp_queue) == 1
+        assert ready(server, AmqpNames.for_queue(amqp_queue).failed) == 0
+
+
+# --- interoperation with the Kubernetes docs' amqp-tools ----------------------------------------
+def test_amqp_publish_messages_are_consumed_by_jobworker_coarse(rabbit_server, amqp_env, amqp_queue):
+    url = rabbit_server.url_with_credentials
+    subprocess.run(
+        ["amqp-declare-queue", "--url", url, "-d", "-q", amqp_queue], check=True, capture_output=True
+    )
+    for body in ("hello world", "second"):
+        subprocess.run(["amqp-publish", "--url", url, "-r", amqp_queue, "-p", "-b", body], check=True)
+    outputs = [coarse(amqp_env, amqp_queue, "cat").stdout for _ in range(2)]
+    assert outputs == [b"hello world", b"second"]
+    assert ready(rabbit_server, amqp_queue) == 0
+
+
+def test_a_seeded_queue_is_consumed_by_amqp_consume(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "red", "green", "blue")
+    result = subprocess.run(
+        [
+            "amqp-consume",
+            "--url",
+            rabbit_server.url_with_credentials,
+            "-q",
+            amqp_queue,
+            "-c",
+            "3",
+            "--",
+            "sh",
+            "-c",
+            "cat; echo",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().splitlines() == ["red", "green", "blue"]
+    assert ready(rabbit_server, amqp_queue) == 0
+
+
+# --- the broker restarted mid-run ---------------------------------------------------------------
+def test_broker_restarted_mid_run_loses_nothing(tmp_path, amqp_queue):
+    with RabbitServer() as server:
+        env = server.env()
+        # One message per process: the broker crashes while the program runs. The worker cannot
+        # acknowledge any more, so it stops the program and fails; the message is still there.
+        seed(env, amqp_queue, "held")
+        worker = start_jobworker(
+            [
+                "coarse",
+                "--queue",
+                amqp_queue,
+                "--grace-seconds",
+                "1",
+                "--",
+                "sh",
+                "-c",
+                "echo started; exec sleep 60",
+            ],
+            env,
+        )
+        wait_for_line(worker, b"started")
+        server.kill()
+        _, stderr = worker.communicate(timeout=60)
+        assert worker.returncode == ExitCode.ERROR, stderr.decode()
+        assert b"lost the connection" in stderr
+        server.start()
+        assert ready(server, amqp_queue) == 1
+
+        # Draining: the broker crashes after a few items; the worker reconnects and finishes.
+        items = [f"n{n}" for n in range(20)]
+        seed(env, amqp_queue, *items)
+        done = tmp_path / "done"
+        worker = start_jobworker(
+            [
+                "coarse", "--queue", amqp_queue, "--drain", "--idle", "2", "--connect-timeout", "120",
+                "--", "sh", "-c", 'echo "$1" >> "$2"; sleep 0.2', "sh", "{item}", str(done),
+            ],
+            env,
+        )  # fmt: skip
+        wait_until(lambda: done.exists() and len(done.read_text().split()) >= 5, 60, "five items done")
+        server.kill()
+        server.start()
+        _, stderr = worker.communicate(timeout=180)
+        assert worker.returncode == ExitCode.OK, stderr.decode()
+        assert b"reconnecting" in stderr
+        assert set(done.read_text().split()) == {"held", *items}  # at least once each; none lost
+        assert ready(server, amqp_queue) == 0
+
+
+# --- seeding ----------------------------------------------------------------------------------------
+def test_seed_twice_publishes_once(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "a", "b", "c")
+    again = run_jobworker(["seed", "--queue", amqp_queue, "a", "b", "c"], amqp_env)
+    assert again.returncode == 0, again.stderr.decode()
+    assert b"already holds these 3 items" in again.stderr
+    assert [body for body, _ in take_all(rabbit_server, amqp_queue)] == [b"a", b"b", b"c"]
+
+
+def test_an_interrupted_seed_resumes_without_duplicates(tmp_path, rabbit_server, amqp_env, amqp_queue):
+    items = [f"item-{n:05d}" for n in range(20 * AMQP_SEED_CHUNK)]
+    items_file = tmp_path / "items.txt"
+    items_file.write_text("\n".join(items) + "\n")
+    names = AmqpNames.for_queue(amqp_queue)
+    marker = names.seed_marker(items_digest([item.encode() for item in items], AMQP_SEED_CHUNK))
+
+    seeder = start_jobworker(["seed", "--queue", amqp_queue, "--file", str(items_file)], amqp_env)
+    wait_until(
+        lambda: (ready(rabbit_server, marker) or 0) >= 1, 60, "the first committed chunk", interval=0.01
+    )
+    seeder.send_signal(signal.SIGSTOP)  # frozen mid-seed, then killed like an evicted pod
+    committed = ready(rabbit_server, marker)
+    seeder.kill()
+    seeder.communicate(timeout=30)
+    assert committed < 20, "the seed finished before it could be interrupted"
+    assert ready(rabbit_server, amqp_queue) == committed * AMQP_SEED_CHUNK  # whole chunks only
+
+    again = run_jobworker(["seed", "--queue", amqp_queue, "--file", str(items_file)], amqp_env)
+    assert again.returncode == 0, again.stderr.decode()
+    assert b"resumed" in again.stderr
+    assert [body.decode() for body, _ in take_all(rabbit_server, amqp_queue)] == items
+
+
+def test_seed_waits_for_another_seeder_of_the_same_queue(rabbit_server, amqp_env, amqp_queue):
+    with rabbit_server.connection() as connection:  # the lock a running seeder holds
+        connection.channel().queue_declare(AmqpNames.for_queue(amqp_queue).seeding, exclusive=True)
+        blocked = run_jobworker(["seed", "--queue", amqp_queue, "--connect-timeout", "1", "x"], amqp_env)
+        one_line_error(blocked, "another `jobworker seed` is running")
+    seed(amqp_env, amqp_queue, "x")
+    assert ready(rabbit_server, amqp_queue) == 1
+
+
+def test_seed_declares_a_quorum_queue_with_its_dead_letter_queue(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "q1", options=["--quorum", "--consumer-timeout", "7200"])
+    names = AmqpNames.for_queue(amqp_queue)
+    classic = {"x-dead-letter-exchange": names.failed, "x-consumer-timeout": 7200 * 1000}
+    with (
+        rabbit_server.connection() as connection,  # the same arguments but the queue type
+        pytest.raises(pika.exceptions.ChannelClosedByBroker, match="x-queue-type"),
+    ):
+        connection.channel().queue_declare(amqp_queue, durable=True, arguments=classic)
+    assert ready(rabbit_server, names.failed) == 0
+    assert coarse(amqp_env, amqp_queue, "cat").stdout == b"q1"
+
+
+def test_seed_uses_a_queue_declared_by_hand_as_it_is(rabbit_server, amqp_env, amqp_queue):
+    url = rabbit_server.url_with_credentials
+    subprocess.run(
+        ["amqp-declare-queue", "--url", url, "-d", "-q", amqp_queue], check=True, capture_output=True
+    )
+    result = run_jobworker(["seed", "--queue", amqp_queue, "--quorum", "x"], amqp_env)
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"exists: using it as it is" in result.stderr
+    assert ready(rabbit_server, amqp_queue) == 1
+
+
+# --- bad input: one line, non-zero, nothing lost --------------------------------------------------
+@pytest.mark.parametrize(
+    ("change", "args", "words"),
+    [
+        ({"AMQP_PASSWORD": "wrong"}, [], ["refused the credentials", "jobworker-test"]),
+        ({"AMQP_USERNAME": ""}, [], ["no RabbitMQ user given"]),
+        ({"AMQP_PASSWORD": ""}, [], ["no password"]),
+        ({}, ["--queue", "no-such-queue"], ["queue 'no-such-queue' does not exist"]),
+        ({"AMQP_URL": "amqp://127.0.0.1:{port}/no-such-vhost"}, [], ["refused access to virtual host"]),
+        ({"AMQP_URL": "amqp://127.0.0.1:{free}/%2F"}, ["--connect-timeout", "1"], ["cannot reach RabbitMQ"]),
+        ({"AMQP_URL": "http://127.0.0.1:{port}/"}, [], ["bad AMQP URL", "amqp://"]),
+        ({}, ["--prefetch", "5"], ["--prefetch above 1 needs --drain"]),
+        ({}, ["--deliver", "arg"], ["needs {item}"]),
+    ],
+    ids=["password", "no-user", "no-password", "queue", "vhost", "unreachable", "url", "prefetch", "deliver"],
+)
+def test_bad_input_is_one_line_and_loses_nothing(rabbit_server, amqp_queue, change, args, words):
+    seed(rabbit_server.env(), amqp_queue, "precious")
+    env = {**rabbit_server.env(), **change}
+    env = {k: v.format(port=rabbit_server.port, free=free_port()) for k, v in env.items()}
+    result = run_jobworker(["coarse", "--queue", amqp_queue, "--wait", "1", *args, "--", "cat"], env)
+    one_line_error(result, *words)
+    assert ready(rabbit_server, amqp_queue) == 1
+
+
+def test_an_empty_command_is_refused(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "precious")
+    one_line_error(run_jobworker(["coarse", "--queue", amqp_queue], amqp_env), "no command given")
+    one_line_error(run_jobworker(["coarse", "--queue", amqp_queue, "--", ""], amqp_env), "no command given")
+    assert ready(rabbit_server, amqp_queue) == 1
+
+
+def test_bad_seed_and_status_input(rabbit_server, amqp_env, amqp_queue):
+    one_line_error(run_jobworker(["seed", "--queue", amqp_queue, "--no-seal", "x"], amqp_env), "--no-seal")
+    one_line_error(run_jobworker(["status", "--queue", amqp_queue], amqp_env), "does not exist")
+    one_line_error(run_jobworker(["seed", "--queue", "amq.reserved", "x"], amqp_env), "reserved")
+    redis_only = {k: v for k, v in amqp_env.items() if k != "AMQP_URL"}
+    one_line_error(run_jobworker(["seed", "--queue", amqp_queue, "--quorum", "x"], redis_only), "--amqp-url")
+    assert ready(rabbit_server, amqp_queue) is None
+
+
+# --- images with one backend only ------------------------------------------------------------------
+def _without(module: str) -> list[str]:
+    """The jobworker command in an interpreter where `module` cannot be imported."""
+    program = f"import sys; sys.modules[{module!r}] = None; from jobworker.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", program]
+
+
+def test_coarse_runs_without_redis_py_and_says_when_pika_is_missing(rabbit_server, amqp_env, amqp_queue):
+    seed(amqp_env, amqp_queue, "no-redis-here")
+    args = ["coarse", "--queue", amqp_queue, "--wait", WAIT, "--", "cat"]
+    result = subprocess.run(
+        [*_without("redis"), *args], env=worker_env(amqp_env), capture_output=True, check=False
+    )
+    assert (result.returncode, result.stdout) == (0, b"no-redis-here"), result.stderr.decode()
+    missing = subprocess.run(
+        [*_without("pika"), *args], env=worker_env(amqp_env), capture_output=True, check=False
+    )
+    one_line_error(missing, "no RabbitMQ support", "jobworker[amqp]")
