@@ -36,3 +36,18 @@ def test_strict_validation_refuses_an_unknown_field(helm4: Helm):
     statefulset["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonroot"] = True
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(statefulset, "1.35.0", strict=True)
+
+
+E2E_VALUES = sorted(
+    path
+    for path in (Path(__file__).parents[1] / "e2e" / "values").glob("*.yaml")
+    if any(path.stem == chart or path.stem.startswith(f"{chart}-") for chart in ("fine-queue-job",))
+)
+
+
+@pytest.mark.parametrize("values_file", E2E_VALUES, ids=lambda path: path.name)
+def test_e2e_scenarios_render_valid_objects(helm4: Helm, values_file: Path):
+    """The cluster suite's values for these charts are accepted and render valid Kubernetes."""
+    rendered = helm4.template(chart_path("fine-queue-job"), values_files=[values_file])
+    for obj in rendered:
+        kubernetes_validate.validate(obj, "1.29.0", strict=True)

@@ -300,6 +300,27 @@ def test_ci_variants_stay_restricted_and_keep_passwords_in_secrets(helm: Helm, v
         assert "PASSWORD" not in name or "valueFrom" in entry, name
 
 
+def test_pods_have_resource_requests_and_limits_by_default(helm: Helm):
+    rendered = render(helm, {"items": ["a"]})
+    test_pod = rendered.get("Pod", f"{JOB}-test-queue")["spec"]["containers"][0]
+    for container in (seed(rendered), worker(rendered), test_pod):
+        resources = container["resources"]
+        assert set(resources["requests"]) == {"cpu", "memory"}, container["name"]
+        assert set(resources["limits"]) == {"cpu", "memory"}, container["name"]
+
+
+def test_network_policy_admits_nothing_to_the_release_pods(helm: Helm):
+    rendered = render(helm)
+    policy = rendered.get("NetworkPolicy", JOB)
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert "ingress" not in policy["spec"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_spec_labels(rendered).items()
+    assert selector.items() <= rendered.get("Pod", f"{JOB}-test-queue")["metadata"]["labels"].items()
+    assert rendered.find("NetworkPolicy", JOB) is not None
+    assert render(helm, {"networkPolicy": {"enabled": False}}).find("NetworkPolicy", JOB) is None
+
+
 def test_pod_runs_as_the_image_user_with_a_writable_tmp(helm: Helm):
     rendered = render(helm, {"items": ["a"]})
     spec = pod_spec(rendered)
@@ -318,7 +339,7 @@ def test_pod_extras_reach_the_worker(helm: Helm):
         "envFrom": [{"secretRef": {"name": "api-token"}}],
         "extraVolumes": [{"name": "out", "emptyDir": {}}],
         "extraVolumeMounts": [{"name": "out", "mountPath": "/out"}],
-        "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi"}},
+        "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi", "cpu": None}},
         "seed": {"resources": {"requests": {"cpu": "10m"}}},
         "nodeSelector": {"pool": "batch"},
         "tolerations": [{"key": "spot", "operator": "Exists"}],
@@ -334,8 +355,15 @@ def test_pod_extras_reach_the_worker(helm: Helm):
     assert container["envFrom"] == values["envFrom"]
     assert {"name": "out", "mountPath": "/out"} in container["volumeMounts"]
     assert {"name": "out", "emptyDir": {}} in spec["volumes"]
-    assert container["resources"] == values["resources"]
-    assert seed(rendered)["resources"] == {"requests": {"cpu": "10m"}}
+    # Given values are merged into the defaults; null drops a default (here the CPU limit).
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "128Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    assert seed(rendered)["resources"] == {
+        "requests": {"cpu": "10m", "memory": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
     assert spec["nodeSelector"] == {"pool": "batch"}
     assert spec["tolerations"] == values["tolerations"]
     assert spec["affinity"] == values["affinity"]

@@ -58,6 +58,16 @@ def test_image_repository_tag_and_digest_are_configurable(helm: Helm):
     assert redis_container(rendered)["image"] == f"docker.io/library/redis@{digest}"
 
 
+def test_memory_is_bounded_below_the_container_limit_by_default(helm: Helm):
+    rendered = render(helm)
+    resources = redis_container(rendered)["resources"]
+    assert resources == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi"},
+    }
+    assert "maxmemory 400mb" in config_lines(rendered)
+
+
 def test_queue_keys_are_never_evicted_and_the_append_only_file_is_on(helm: Helm):
     lines = config_lines(render(helm, {"config": {"maxmemory": "200mb"}}))
     assert "maxmemory-policy noeviction" in lines
@@ -167,7 +177,7 @@ def test_every_pod_is_restricted_and_mounts_no_token(helm: Helm):
 def test_scheduling_and_resources_reach_the_pod(helm: Helm):
     zone = {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
     values = {
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": None, "memory": "2Gi"}},
         "nodeSelector": {"disk": "ssd"},
         "tolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
         "affinity": {
@@ -176,7 +186,8 @@ def test_scheduling_and_resources_reach_the_pod(helm: Helm):
         "priorityClassName": "high",
     }
     spec = render(helm, values).get("StatefulSet")["spec"]["template"]["spec"]
-    assert spec["containers"][0]["resources"] == values["resources"]
+    resources = {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    assert spec["containers"][0]["resources"] == resources, "merged into the defaults; null drops one"
     assert spec["nodeSelector"] == {"disk": "ssd"}
     assert spec["tolerations"] == values["tolerations"]
     assert spec["affinity"] == values["affinity"]
@@ -201,6 +212,10 @@ def test_network_policy_admits_only_labelled_clients(helm: Helm):
     ]
     test_pod = rendered.get("Pod", f"{FULLNAME}-test-connection")
     assert test_pod["metadata"]["labels"]["jobworker.github.io/redis-client"] == FULLNAME
+    closed = rendered.get("NetworkPolicy", f"{FULLNAME}-test")
+    assert closed["spec"]["podSelector"]["matchLabels"].items() <= test_pod["metadata"]["labels"].items()
+    assert closed["spec"]["policyTypes"] == ["Ingress"]
+    assert "ingress" not in closed["spec"]
 
 
 def test_helm_test_pod_pings_through_the_service_with_the_password(helm: Helm):

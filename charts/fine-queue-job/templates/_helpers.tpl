@@ -309,3 +309,28 @@ reports all of them at once, each naming the values involved.
 {{- fail (printf "\n\nVALUES VALIDATION:\n- %s" (join "\n- " $messages)) }}
 {{- end }}
 {{- end }}
+
+{{/*
+checkov annotations (checkov.io/skipN: ID=reason) for the checks this chart does not meet on
+purpose, each only while the values make it true; dict "context" $ "test" BOOL.
+*/}}
+{{- define "fine-queue-job.checkovSkips" -}}
+{{- $ := .context }}
+{{- $skips := list }}
+{{- if not $.Values.image.digest }}
+{{- $skips = append $skips "CKV_K8S_43=the image is referenced by its release tag; set image.digest to pin a digest" }}
+{{- end }}
+{{- if ne $.Values.image.pullPolicy "Always" }}
+{{- $skips = append $skips "CKV_K8S_15=release tags do not move, so the node's copy is used (IfNotPresent); set image.pullPolicy to Always to change it" }}
+{{- end }}
+{{- if include "fine-queue-job.redis.secretRef" $ }}
+{{- $skips = append $skips "CKV_K8S_35=jobworker reads the Redis password only from REDIS_PASSWORD; it comes from a secretKeyRef, never a plain value" }}
+{{- end }}
+{{- if .test }}
+{{- $skips = append $skips "CKV_K8S_8=a helm test pod runs one command and exits: nothing to probe" }}
+{{- $skips = append $skips "CKV_K8S_9=a helm test pod runs one command and exits: nothing to probe" }}
+{{- end }}
+{{- range $index, $skip := $skips }}
+checkov.io/skip{{ add1 $index }}: {{ $skip | quote }}
+{{- end }}
+{{- end }}
