@@ -160,6 +160,9 @@ reports all of them at once.
 */}}
 {{- define "rabbitmq.validateValues" -}}
 {{- $messages := list }}
+{{- if and (eq (lower .Values.auth.username) "guest") (not .Values.auth.existingSecret) }}
+{{- $messages = append $messages "auth.username must not be guest: the chart never creates the well-known guest user; pick another name" }}
+{{- end }}
 {{- if regexMatch "(?im)^\\s*(listeners\\.tcp\\.|default_(user|pass|vhost)\\s*=|default_user_tags\\.|loopback_users|consumer_timeout\\s*=|total_memory_available_override_value\\s*=|management\\.tcp\\.|log\\.(file|console)\\s*=)" .Values.config.extra }}
 {{- $messages = append $messages "config.extra must not set listeners.tcp.*, default_user, default_pass, default_vhost, loopback_users, consumer_timeout, total_memory_available_override_value, management.tcp.*, log.file or log.console: the chart sets them from service.port, auth.*, config.consumerTimeoutSeconds, resources.limits.memory and management.*, and a password must never be in the ConfigMap" }}
 {{- end }}
