@@ -10,10 +10,11 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from tests.support.helm import Helm, chart_path, ci_values_files
+from tests.support.helm import CHARTS, Helm, chart_path, ci_values_files
 
 KUBERNETES_VERSIONS = ["1.29.0", "1.35.0"]
-CASES = [(chart, values) for chart in ("redis", "fine-queue-job") for values in ci_values_files(chart)]
+CHART_NAMES = sorted(path.parent.name for path in CHARTS.glob("*/Chart.yaml"))
+CASES = [(chart, values) for chart in CHART_NAMES for values in ci_values_files(chart)]
 
 
 @pytest.mark.parametrize("kube_version", KUBERNETES_VERSIONS)
@@ -39,15 +40,16 @@ def test_strict_validation_refuses_an_unknown_field(helm4: Helm):
 
 
 E2E_VALUES = sorted(
-    path
+    (chart, path)
     for path in (Path(__file__).parents[1] / "e2e" / "values").glob("*.yaml")
-    if any(path.stem == chart or path.stem.startswith(f"{chart}-") for chart in ("fine-queue-job",))
+    for chart in CHART_NAMES
+    if path.stem == chart or path.stem.startswith(f"{chart}-")
 )
 
 
-@pytest.mark.parametrize("values_file", E2E_VALUES, ids=lambda path: path.name)
-def test_e2e_scenarios_render_valid_objects(helm4: Helm, values_file: Path):
-    """The cluster suite's values for these charts are accepted and render valid Kubernetes."""
-    rendered = helm4.template(chart_path("fine-queue-job"), values_files=[values_file])
+@pytest.mark.parametrize(("chart", "values_file"), E2E_VALUES, ids=[path.name for _, path in E2E_VALUES])
+def test_e2e_scenarios_render_valid_objects(helm4: Helm, chart: str, values_file: Path):
+    """The cluster suite's values for the charts there are are accepted and render valid Kubernetes."""
+    rendered = helm4.template(chart_path(chart), values_files=[values_file])
     for obj in rendered:
         kubernetes_validate.validate(obj, "1.29.0", strict=True)

@@ -16,12 +16,14 @@ import jobworker
 from tests.support.helm import CHARTS, REPO, Helm, chart_path, ci_values_files
 from tests.support.images import image_refs
 
-CHART_NAMES = ["redis", "fine-queue-job"]
+CHART_NAMES = sorted(path.parent.name for path in CHARTS.glob("*/Chart.yaml"))
+# The charts that run a Job of a worker image, with the image `make images` builds for each.
+WORKER_CHARTS = {"fine-queue-job": "fine-queue-worker", "coarse-queue-job": "coarse-queue-worker"}
 CI_CASES = [(chart, values) for chart in CHART_NAMES for values in ci_values_files(chart)]
 README_GENERATOR = REPO / "node_modules" / ".bin" / "readme-generator"
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 # Objects of a schema deliberately left open: the bundled chart's values, checked by its own schema.
-OPEN_OBJECTS = {"fine-queue-job": {"/properties/redis"}}
+OPEN_OBJECTS = {"fine-queue-job": {"/properties/redis"}, "coarse-queue-job": {"/properties/rabbitmq"}}
 
 
 def chart_yaml(chart: str) -> dict:
@@ -50,9 +52,10 @@ def test_each_chart_has_ci_values_files_of_one_feature_each(chart: str):
         )
 
 
-def test_ci_jobs_finish_quickly_for_ct_install():
+@pytest.mark.parametrize("chart", sorted(WORKER_CHARTS))
+def test_ci_jobs_finish_quickly_for_ct_install(chart: str):
     """ct install waits for the Jobs (--wait-for-jobs): each must end soon, even when failing."""
-    for values_file in ci_values_files("fine-queue-job"):
+    for values_file in ci_values_files(chart):
         values = yaml.safe_load(values_file.read_text())
         assert 0 <= values["backoffLimit"] <= 2, values_file.name
         # below ct.yaml's --timeout 600s, so that a stuck Job fails before ct gives up on it
@@ -75,27 +78,29 @@ def test_chart_yaml_describes_the_chart(chart: str):
     assert [m["name"] for m in meta["maintainers"]] == ["jobworker maintainers"]
 
 
-def test_worker_chart_runs_the_image_make_images_builds(helm4: Helm):
+@pytest.mark.parametrize(("chart", "image_name"), sorted(WORKER_CHARTS.items()))
+def test_worker_chart_runs_the_image_make_images_builds(helm4: Helm, chart: str, image_name: str):
     """appVersion is the jobworker version, and the default image is the one `make images` tags."""
-    assert chart_yaml("fine-queue-job")["appVersion"] == jobworker.__version__
-    rendered = helm4.template(chart_path("fine-queue-job"), {"command": ["true"]})
+    assert chart_yaml(chart)["appVersion"] == jobworker.__version__
+    rendered = helm4.template(chart_path(chart), {"command": ["true"], "items": ["a"]})
     image = rendered.get("Job")["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image == image_refs()["fine-queue-worker"]
+    assert image == image_refs()[image_name]
 
 
-def test_fine_queue_job_depends_on_the_local_redis_chart():
-    dependency = chart_yaml("fine-queue-job")["dependencies"][0]
+@pytest.mark.parametrize(("chart", "broker"), [("fine-queue-job", "redis"), ("coarse-queue-job", "rabbitmq")])
+def test_job_chart_depends_on_the_local_broker_chart(chart: str, broker: str):
+    dependency = chart_yaml(chart)["dependencies"][0]
     assert dependency == {
-        "name": "redis",
-        "version": chart_yaml("redis")["version"],
-        "repository": "file://../redis",
-        "condition": "redis.enabled",
+        "name": broker,
+        "version": chart_yaml(broker)["version"],
+        "repository": f"file://../{broker}",
+        "condition": f"{broker}.enabled",
     }
-    lock = yaml.safe_load((CHARTS / "fine-queue-job" / "Chart.lock").read_text())
+    lock = yaml.safe_load((CHARTS / chart / "Chart.lock").read_text())
     assert [(d["name"], d["version"], d["repository"]) for d in lock["dependencies"]] == [
-        ("redis", dependency["version"], "file://../redis")
+        (broker, dependency["version"], f"file://../{broker}")
     ]
-    packaged = CHARTS / "fine-queue-job" / "charts" / f"redis-{dependency['version']}.tgz"
+    packaged = CHARTS / chart / "charts" / f"{broker}-{dependency['version']}.tgz"
     assert packaged.exists(), "helm dependency build (the session fixture) packages it"
     ignored = subprocess.run(["git", "check-ignore", "-q", str(packaged)], cwd=REPO, check=False)
     assert ignored.returncode == 0, "packaged dependencies must stay out of git (.gitignore charts/*/charts/)"

@@ -110,6 +110,7 @@ class RedisServer:
 
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # /usr/sbin's wrapper would su and log elsewhere
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 RABBIT_START_TIMEOUT = 120.0  # a first boot initialises its database: several seconds on a busy machine
 RABBIT_STOP_TIMEOUT = 30.0
 
@@ -233,6 +234,33 @@ class RabbitServer:
                     f"rabbitmq-server exited with {self.process.returncode}: {self.log_tail()}"
                 ) from None
             return False
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess:
+        """rabbitmqctl against this node (its cookie, node name and epmd), as the node's user."""
+        as_user = {"user": self.user, "group": self.user, "extra_groups": []} if self.user else {}
+        result = subprocess.run(
+            [RABBITMQCTL, "--node", self.node, *args],
+            cwd=self.directory,
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=RABBIT_STOP_TIMEOUT,
+            check=False,
+            **as_user,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {args[0]} exited {result.returncode}: {result.stderr.strip()}")
+        return result
+
+    def add_user(self, username: str, password: str, vhost: str = "/") -> None:
+        """Create (or give a new password to) a user with every permission on `vhost`: the user a
+        chart's Secret names, so that rendered pods log in as they would on the chart's broker."""
+        existing = self.ctl("list_users", "--quiet", "--no-table-headers").stdout.split()
+        if username in existing:
+            self.ctl("change_password", username, password)
+        else:
+            self.ctl("add_user", username, password)
+        self.ctl("set_permissions", "--vhost", vhost, username, ".*", ".*", ".*")
 
     def log_tail(self, lines: int = 20) -> str:
         text = ""

@@ -1,0 +1,485 @@
+"""The coarse-queue-job chart's rendered objects, field by field, with Helm 3 and Helm 4."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobworker import constants
+from jobworker.constants import ExitCode
+from tests.charts.checks import assert_restricted, assert_secrets_only_in_secrets, env_of
+from tests.support.helm import Helm, chart_path, ci_values_files
+from tests.support.rendered import Manifests
+
+CHART = chart_path("coarse-queue-job")
+JOB = "demo-coarse-queue-job"  # release "demo"
+RABBITMQ = "demo-rabbitmq"
+USERNAME_KEY = "rabbitmq-username"  # the user name is kept beside the password, but is no secret
+# The Kubernetes docs' example items.
+FRUITS = ["apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon"]
+WORK = {"items": FRUITS, "command": ["echo", "processing", "{item}"]}
+# Every variable the jobworker CLI reads, by its name in constants.py.
+JOBWORKER_VARIABLES = {value for name, value in vars(constants).items() if name.startswith("ENV_")}
+
+
+def render(helm: Helm, values: dict | None = None, **kwargs: object) -> Manifests:
+    return helm.template(CHART, {**WORK, **(values or {})}, **kwargs)
+
+
+def job_spec(manifests: Manifests) -> dict:
+    return manifests.get("Job", JOB)["spec"]
+
+
+def pod_spec(manifests: Manifests) -> dict:
+    return job_spec(manifests)["template"]["spec"]
+
+
+def worker(manifests: Manifests) -> dict:
+    (container,) = manifests.get("Job")["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "worker"
+    return container
+
+
+def seed(manifests: Manifests) -> dict:
+    (container,) = pod_spec(manifests)["initContainers"]
+    assert container["name"] == "seed"
+    return container
+
+
+def values_of(container: dict) -> dict[str, str]:
+    return {name: entry["value"] for name, entry in env_of(container).items() if "value" in entry}
+
+
+def pod_labels(manifests: Manifests) -> dict[str, str]:
+    return job_spec(manifests)["template"]["metadata"]["labels"]
+
+
+# --- the Job ---------------------------------------------------------------------------------------
+def test_job_defaults_are_one_pod_per_item_two_at_a_time(helm: Helm):
+    job = render(helm).get("Job", JOB)
+    spec = job["spec"]
+    assert spec["parallelism"] == 2
+    assert spec["completions"] == len(FRUITS)
+    assert spec["backoffLimit"] == len(FRUITS) * (3 - 1) + 6
+    assert spec["suspend"] is False
+    assert "activeDeadlineSeconds" not in spec
+    assert "ttlSecondsAfterFinished" not in spec
+    assert "completionMode" not in spec, "a plain NonIndexed Job: the queue hands out the items"
+    assert "selector" not in spec, "Kubernetes generates the Job's selector"
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["terminationGracePeriodSeconds"] == 30
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [("apple\nbanana\n", 2), ("apple\n\n  \nbanana\r\ncherry", 4), ("\r\none\n\r\n", 1)],
+)
+def test_completions_count_the_items_file_as_the_seed_reads_it(helm: Helm, tmp_path: Path, text, count):
+    """Blank lines are skipped and a trailing CR dropped (jobworker.items.parse_lines); a line of
+    spaces is an item."""
+    from jobworker.items import parse_lines  # noqa: PLC0415 - the reference the chart must match
+
+    assert len(parse_lines(text.encode())) == count
+    items = tmp_path / "items.txt"
+    items.write_bytes(text.encode())
+    rendered = helm.template(CHART, {"command": ["cat"]}, set_file={"itemsFile": items})
+    assert job_spec(rendered)["completions"] == count
+    assert job_spec(rendered)["backoffLimit"] == count * 2 + 6
+
+
+def test_job_settings_come_from_values(helm: Helm):
+    values = {"parallelism": 5, "completions": len(FRUITS), "backoffLimit": 1, "activeDeadlineSeconds": 3600,
+              "ttlSecondsAfterFinished": 300, "suspend": True, "terminationGracePeriodSeconds": 90,
+              "graceSeconds": 60}  # fmt: skip
+    spec = job_spec(render(helm, values))
+    assert spec["parallelism"] == 5
+    assert spec["completions"] == len(FRUITS)
+    assert spec["backoffLimit"] == 1
+    assert spec["activeDeadlineSeconds"] == 3600
+    assert spec["ttlSecondsAfterFinished"] == 300
+    assert spec["suspend"] is True
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 90
+    assert values_of(spec["template"]["spec"]["containers"][0])["GRACE_SECONDS"] == "60"
+
+
+def test_large_numbers_render_as_integers(helm: Helm):
+    """Helm reads numbers as floats and prints 1e+06 for a million; the Job must get an integer."""
+    spec = job_spec(render(helm, {"activeDeadlineSeconds": 1000000, "backoffLimit": 2000000}))
+    assert spec["activeDeadlineSeconds"] == 1000000
+    assert spec["backoffLimit"] == 2000000
+
+
+def test_backoff_limit_follows_max_attempts(helm: Helm):
+    assert job_spec(render(helm, {"maxAttempts": 1}))["backoffLimit"] == 6
+    assert job_spec(render(helm, {"maxAttempts": 5}))["backoffLimit"] == len(FRUITS) * 4 + 6
+
+
+def test_without_items_completions_are_given_and_the_queue_is_left_alone(helm: Helm):
+    rendered = helm.template(CHART, {"command": ["cat"], "completions": 3})
+    assert job_spec(rendered)["completions"] == 3
+    assert job_spec(rendered)["backoffLimit"] == 3 * 2 + 6
+    assert "initContainers" not in pod_spec(rendered)
+    assert rendered.find("ConfigMap", f"{JOB}-items") is None
+    assert {v["name"] for v in pod_spec(rendered)["volumes"]} == {"tmp"}
+
+
+def test_worker_runs_the_image_entrypoint_with_the_program_as_args(helm: Helm):
+    container = worker(render(helm, {"command": ["python", "/app/run.py"], "args": ["--out", "{item}"]}))
+    assert container["image"] == "ghcr.io/jobworker/coarse-queue-worker:0.1.0"
+    assert "command" not in container, "the image's ENTRYPOINT (jobworker coarse) must stay"
+    assert container["args"] == ["--", "python", "/app/run.py", "--out", "{item}"]
+
+
+def test_worker_options_reach_the_environment(helm: Helm):
+    values = {
+        "maxAttempts": 5,
+        "waitSeconds": 30,
+        "delivery": "arg",
+        "logFormat": "json",
+        "logLevel": "DEBUG",
+        "connectTimeoutSeconds": 90,
+        "consumerTimeoutSeconds": 7200,
+    }
+    env = values_of(worker(render(helm, values)))
+    assert env["MAX_ATTEMPTS"] == "5"
+    assert env["WAIT_SECONDS"] == "30"
+    assert env["ITEM_DELIVERY"] == "arg"
+    assert env["LOG_FORMAT"] == "json"
+    assert env["LOG_LEVEL"] == "DEBUG"
+    assert env["CONNECT_TIMEOUT"] == "90"
+    assert env["CONSUMER_TIMEOUT"] == "7200"
+    assert values_of(seed(render(helm, values)))["CONSUMER_TIMEOUT"] == "7200", "the queue argument too"
+    defaults = render(helm)
+    assert "CONSUMER_TIMEOUT" not in values_of(worker(defaults)), "unset: the broker's consumer_timeout"
+    assert "CONSUMER_TIMEOUT" not in values_of(seed(defaults))
+    for name in ("DRAIN", "PREFETCH", "IDLE_SECONDS"):
+        assert name not in env_of(worker(defaults)), "one message per pod: never --drain"
+
+
+def test_quorum_queue_is_a_seed_option(helm: Helm):
+    rendered = render(helm, {"quorumQueue": True})
+    assert values_of(seed(rendered))["QUORUM_QUEUE"] == "true"
+    assert "QUORUM_QUEUE" not in env_of(worker(rendered))
+    assert "QUORUM_QUEUE" not in env_of(seed(render(helm)))
+
+
+def test_chart_sets_only_variables_the_worker_reads(helm: Helm):
+    rendered = render(helm, {"consumerTimeoutSeconds": 60, "quorumQueue": True})
+    for container in (seed(rendered), worker(rendered)):
+        assert set(env_of(container)) <= JOBWORKER_VARIABLES, container["name"]
+
+
+def test_queue_name_defaults_to_the_release_full_name(helm: Helm):
+    assert values_of(worker(render(helm)))["QUEUE_NAME"] == JOB
+    other = helm.template(CHART, WORK, release="nightly")
+    assert values_of(worker(other))["QUEUE_NAME"] == "nightly-coarse-queue-job"
+    assert values_of(worker(render(helm, {"queueName": "job2"})))["QUEUE_NAME"] == "job2"
+
+
+# --- RabbitMQ and its user ---------------------------------------------------------------------------
+def test_bundled_rabbitmq_is_reached_by_service_name_with_the_user_from_its_secret(helm: Helm):
+    rendered = render(helm)
+    port = rendered.get("Service", RABBITMQ)["spec"]["ports"][0]["port"]
+    data = rendered.secret_data(RABBITMQ)
+    assert set(data) >= {"rabbitmq-username", "rabbitmq-password"}
+    test_pod = rendered.get("Pod", f"{JOB}-test-queue")["spec"]["containers"][0]
+    for container in (seed(rendered), worker(rendered), test_pod):
+        env = env_of(container)
+        assert env["AMQP_URL"]["value"] == f"amqp://{RABBITMQ}:{port}/%2F", "no credentials in the URL"
+        for name, key in (("AMQP_USERNAME", "rabbitmq-username"), ("AMQP_PASSWORD", "rabbitmq-password")):
+            assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": RABBITMQ, "key": key}}}
+    assert_secrets_only_in_secrets(rendered, public_keys={USERNAME_KEY})
+
+
+def test_bundled_rabbitmq_with_its_own_existing_secret(helm: Helm):
+    auth = {
+        "existingSecret": "queue-auth",
+        "existingSecretUsernameKey": "user",
+        "existingSecretPasswordKey": "pw",
+    }
+    rendered = render(helm, {"rabbitmq": {"auth": auth}})
+    env = env_of(worker(rendered))
+    assert env["AMQP_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": "queue-auth", "key": "user"}
+    assert env["AMQP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "queue-auth", "key": "pw"}
+
+
+def test_bundled_rabbitmq_follows_its_name_overrides(helm: Helm):
+    rendered = render(helm, {"rabbitmq": {"fullnameOverride": "shared-broker", "service": {"port": 5673}}})
+    rendered.get("StatefulSet", "shared-broker")
+    env = env_of(worker(rendered))
+    assert env["AMQP_URL"]["value"] == "amqp://shared-broker:5673/%2F"
+    assert env["AMQP_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "shared-broker"
+    assert pod_labels(rendered)["jobworker.github.io/rabbitmq-client"] == "shared-broker"
+
+
+def test_external_rabbitmq(helm: Helm):
+    external = {
+        "host": "mq.data.svc",
+        "port": 5671,
+        "vhost": "batch/jobs",
+        "tls": True,
+        "existingSecret": "mq-auth",
+        "existingSecretUsernameKey": "u",
+        "existingSecretPasswordKey": "p",
+    }
+    rendered = render(helm, {"rabbitmq": {"enabled": False}, "externalRabbitmq": external})
+    assert rendered.all("StatefulSet") == []
+    assert rendered.all("Secret") == []
+    env = env_of(worker(rendered))
+    assert env["AMQP_URL"]["value"] == "amqps://mq.data.svc:5671/batch%2Fjobs"
+    assert env["AMQP_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": "mq-auth", "key": "u"}
+    assert env["AMQP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mq-auth", "key": "p"}
+    assert "jobworker.github.io/rabbitmq-client" not in pod_labels(rendered)
+    plain = render(helm, {"rabbitmq": {"enabled": False},
+                          "externalRabbitmq": {"host": "10.0.0.5", "existingSecret": "mq-auth"}})  # fmt: skip
+    assert env_of(worker(plain))["AMQP_URL"]["value"] == "amqp://10.0.0.5:5672/%2F"
+
+
+def test_worker_pods_carry_the_label_the_rabbitmq_network_policy_admits(helm: Helm):
+    rendered = render(helm)
+    policy = rendered.get("NetworkPolicy", RABBITMQ)
+    admitted = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert admitted.items() <= pod_labels(rendered).items()
+    assert admitted.items() <= rendered.get("Pod", f"{JOB}-test-queue")["metadata"]["labels"].items()
+
+
+def test_pod_labels_and_annotations_are_added_without_duplicate_keys(helm: Helm):
+    values = {"podLabels": {"team": "batch", "app.kubernetes.io/name": "mine"}, "podAnnotations": {"a": "b"}}
+    rendered = render(helm, values)
+    labels = pod_labels(rendered)
+    assert labels["team"] == "batch"
+    assert labels["app.kubernetes.io/name"] == "coarse-queue-job", "the chart's own labels win"
+    assert labels["app.kubernetes.io/component"] == "worker"
+    assert job_spec(rendered)["template"]["metadata"]["annotations"]["a"] == "b"
+
+
+# --- seeding ---------------------------------------------------------------------------------------
+def test_items_are_seeded_by_every_pod_from_a_config_map(helm: Helm):
+    rendered = render(helm, {"items": [*FRUITS, 42, "two\nlines"]})
+    config_map = rendered.get("ConfigMap", f"{JOB}-items")
+    assert json.loads(config_map["data"]["items.json"]) == [*FRUITS, 42, "two\nlines"]
+    assert job_spec(rendered)["completions"] == len(FRUITS) + 2
+    container = seed(rendered)
+    assert container["image"] == worker(rendered)["image"]
+    assert container["command"] == ["jobworker", "seed", "--file", "/etc/jobworker/items/items.json"]
+    assert "args" not in container
+    assert {"name": "items", "mountPath": "/etc/jobworker/items", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    volumes = {v["name"]: v for v in pod_spec(rendered)["volumes"]}
+    assert volumes["items"] == {"name": "items", "configMap": {"name": f"{JOB}-items"}}
+    seed_env, worker_env = env_of(container), env_of(worker(rendered))
+    for name in ("AMQP_URL", "AMQP_USERNAME", "AMQP_PASSWORD", "QUEUE_NAME", "CONNECT_TIMEOUT"):
+        assert seed_env[name] == worker_env[name]
+    annotations = job_spec(rendered)["template"]["metadata"]["annotations"]
+    assert len(annotations["checksum/items"]) == 64
+
+
+def test_items_file_is_seeded_verbatim_as_lines(helm: Helm, tmp_path: Path):
+    items = tmp_path / "items.txt"
+    items.write_text("apple\nbanana split\n\ncherry\n")
+    rendered = helm.template(CHART, {"command": ["cat"]}, set_file={"itemsFile": items})
+    assert rendered.get("ConfigMap", f"{JOB}-items")["data"] == {
+        "items.txt": "apple\nbanana split\n\ncherry\n"
+    }
+    assert seed(rendered)["command"][-1] == "/etc/jobworker/items/items.txt"
+    assert job_spec(rendered)["completions"] == 3
+
+
+def test_other_items_change_the_pod_template(helm: Helm):
+    """So that `helm upgrade` with other items fails (a Job's template is immutable)."""
+    first = job_spec(render(helm, {"items": ["a", "b"]}))["template"]
+    second = job_spec(render(helm, {"items": ["a", "c"]}))["template"]
+    assert first["metadata"]["annotations"] != second["metadata"]["annotations"]
+
+
+def test_seeding_design_is_explained_in_the_template():
+    """The choice of an init container in every pod is reasoned where it is made."""
+    template = (CHART / "templates" / "job.yaml").read_text()
+    assert "Seeding runs as an init container of every worker pod, not as a separate Job or hook" in template
+    assert "QUEUE.seeding" in template
+
+
+# --- pod failure policy ----------------------------------------------------------------------------
+@pytest.mark.parametrize("kube_version", ["1.26.0", "1.29.4", "1.31.0", "1.35.0"])
+def test_pod_failure_policy_where_the_cluster_has_it(helm: Helm, kube_version: str):
+    policy = job_spec(render(helm, kube_version=kube_version))["podFailurePolicy"]
+    fail_job, count, ignore = policy["rules"]
+    assert fail_job == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "worker", "operator": "In",
+                        "values": [ExitCode.USAGE, ExitCode.NO_WORK]},
+    }  # fmt: skip
+    assert count == {
+        "action": "Count",
+        "onExitCodes": {"containerName": "worker", "operator": "In", "values": [ExitCode.ITEM_REQUEUED]},
+    }
+    assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+
+
+def test_requeued_items_are_always_counted(helm: Helm):
+    """Exit 5 needs a new pod for the item's next attempt: it is counted even with no other rule."""
+    values = {"podFailurePolicy": {"failJobExitCodes": [], "ignoreDisruptions": False}}
+    (rule,) = job_spec(render(helm, values))["podFailurePolicy"]["rules"]
+    assert rule["action"] == "Count"
+    assert rule["onExitCodes"]["values"] == [ExitCode.ITEM_REQUEUED]
+    error = helm.template_error(CHART, {**WORK, "podFailurePolicy": {"failJobExitCodes": [5]}})
+    assert "podFailurePolicy.failJobExitCodes must not contain 5" in error
+
+
+def test_no_pod_failure_policy_on_a_cluster_without_it(helm: Helm):
+    """Kubernetes 1.25 is supported (kubeVersion >=1.25.0-0) but has the field only as alpha."""
+    spec = job_spec(render(helm, kube_version="1.25.16"))
+    assert "podFailurePolicy" not in spec
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_restart_policy_on_failure_renders_without_pod_failure_policy(helm: Helm):
+    spec = job_spec(render(helm, {"restartPolicy": "OnFailure", "podFailurePolicy": {"enabled": False}}))
+    assert spec["template"]["spec"]["restartPolicy"] == "OnFailure"
+    assert "podFailurePolicy" not in spec
+
+
+# --- pods ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("values_file", ci_values_files("coarse-queue-job"), ids=lambda path: path.name)
+def test_ci_variants_stay_restricted_and_keep_passwords_in_secrets(helm: Helm, values_file: Path):
+    rendered = helm.template(CHART, values_files=[values_file])
+    assert_restricted(rendered)
+    assert_secrets_only_in_secrets(rendered, public_keys={USERNAME_KEY})
+    assert pod_spec(rendered)["automountServiceAccountToken"] is False
+    for container in (seed(rendered), worker(rendered)):
+        for name in ("AMQP_USERNAME", "AMQP_PASSWORD"):
+            assert "valueFrom" in env_of(container)[name], name
+
+
+def test_pods_have_resource_requests_and_limits_by_default(helm: Helm):
+    rendered = render(helm)
+    test_pod = rendered.get("Pod", f"{JOB}-test-queue")["spec"]["containers"][0]
+    for container in (seed(rendered), worker(rendered), test_pod):
+        resources = container["resources"]
+        assert set(resources["requests"]) == {"cpu", "memory"}, container["name"]
+        assert set(resources["limits"]) == {"cpu", "memory"}, container["name"]
+
+
+def test_network_policy_admits_nothing_to_the_release_pods(helm: Helm):
+    rendered = render(helm)
+    policy = rendered.get("NetworkPolicy", JOB)
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert "ingress" not in policy["spec"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels(rendered).items()
+    assert selector.items() <= rendered.get("Pod", f"{JOB}-test-queue")["metadata"]["labels"].items()
+    assert render(helm, {"networkPolicy": {"enabled": False}}).find("NetworkPolicy", JOB) is None
+
+
+def test_pod_runs_as_the_image_user_with_a_writable_tmp(helm: Helm):
+    rendered = render(helm)
+    spec = pod_spec(rendered)
+    assert spec["securityContext"]["runAsUser"] == 65532
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["enableServiceLinks"] is False
+    assert {"name": "tmp", "emptyDir": {}} in spec["volumes"]
+    for container in (seed(rendered), worker(rendered)):
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_pod_extras_reach_the_worker(helm: Helm):
+    values = {
+        "env": [{"name": "OUTPUT", "value": "/out"}],
+        "envFrom": [{"secretRef": {"name": "api-token"}}],
+        "extraVolumes": [{"name": "out", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "out", "mountPath": "/out"}],
+        "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi", "cpu": None}},
+        "seed": {"resources": {"requests": {"cpu": "10m"}}},
+        "nodeSelector": {"pool": "batch"},
+        "tolerations": [{"key": "spot", "operator": "Exists"}],
+        "affinity": {"podAntiAffinity": {}},
+        "imagePullSecrets": [{"name": "registry"}],
+        "priorityClassName": "batch-low",
+    }
+    rendered = render(helm, values)
+    spec = pod_spec(rendered)
+    container = worker(rendered)
+    assert env_of(container)["OUTPUT"] == {"name": "OUTPUT", "value": "/out"}
+    assert container["envFrom"] == values["envFrom"]
+    assert {"name": "out", "mountPath": "/out"} in container["volumeMounts"]
+    assert {"name": "out", "emptyDir": {}} in spec["volumes"]
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "128Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    assert seed(rendered)["resources"] == {
+        "requests": {"cpu": "10m", "memory": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
+    assert "OUTPUT" not in env_of(seed(rendered)), "the user's env is the worker's"
+    assert spec["nodeSelector"] == {"pool": "batch"}
+    assert spec["tolerations"] == values["tolerations"]
+    assert spec["affinity"] == values["affinity"]
+    assert spec["imagePullSecrets"] == [{"name": "registry"}]
+    assert spec["priorityClassName"] == "batch-low"
+
+
+def test_service_account(helm: Helm):
+    assert pod_spec(render(helm))["serviceAccountName"] == "default"
+    rendered = render(helm, {"serviceAccount": {"create": True, "annotations": {"iam": "role"}}})
+    account = rendered.get("ServiceAccount", JOB)
+    assert account["automountServiceAccountToken"] is False
+    assert account["metadata"]["annotations"] == {"iam": "role"}
+    assert pod_spec(rendered)["serviceAccountName"] == JOB
+    named = render(helm, {"serviceAccount": {"name": "existing"}})
+    assert pod_spec(named)["serviceAccountName"] == "existing"
+    assert named.all("ServiceAccount") == []
+
+
+def test_helm_test_pod_checks_the_queue_is_empty_and_nothing_dead_lettered(helm: Helm):
+    pod = render(helm).get("Pod", f"{JOB}-test-queue")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["command"][2]
+    assert "jobworker status --json" in script
+    assert '("ready", "consumers", "failed")' in script
+
+
+def test_all_value_checks_are_reported_at_once(helm: Helm):
+    values = {"command": ["cat"], "items": ["a"], "itemsFile": "b", "graceSeconds": 40,
+              "podFailurePolicy": {"failJobExitCodes": [5]}}  # fmt: skip
+    error = helm.template_error(CHART, values)
+    assert "items and itemsFile are both set" in error
+    assert "graceSeconds (40) must be below terminationGracePeriodSeconds (30)" in error
+    assert "must not contain 5" in error
+
+
+def test_defaults_pass_the_schema_and_ask_only_for_the_work(helm: Helm):
+    """There is no sensible default program or item list: installing without them names what to set."""
+    error = helm.template_error(CHART, {})
+    assert "command is not set" in error
+    assert "completions is not set and there are no items" in error
+    assert "schema" not in error, "the defaults of values.yaml must satisfy values.schema.json"
+
+
+# --- NOTES.txt -------------------------------------------------------------------------------------
+def test_notes_say_how_to_follow_the_job(helm: Helm):
+    notes = helm.notes(CHART, WORK)
+    assert f"Job {JOB} needs {len(FRUITS)} successful worker pod(s), 2 at a time" in notes
+    assert f"kubectl wait --namespace batch --for=condition=complete --timeout=24h job/{JOB}" in notes
+    assert f"kubectl exec --namespace batch {RABBITMQ}-0 -- rabbitmqctl list_queues" in notes
+    assert f"kubectl port-forward --namespace batch svc/{RABBITMQ} 5672:5672" in notes
+    assert f"jobworker status --amqp-url amqp://127.0.0.1:5672/%2F --queue {JOB}" in notes
+    assert f"-l job-name={JOB} -c worker" in notes
+    assert "Fill the queue" not in notes
+
+
+def test_notes_say_how_to_fill_the_queue_by_hand(helm: Helm):
+    notes = helm.notes(CHART, {"command": ["cat"], "completions": 3})
+    assert "the Job needs completions=3 messages" in notes
+    assert "--set suspend=true" in notes
+    assert f"jobworker seed --amqp-url amqp://127.0.0.1:5672/%2F --queue {JOB} apple banana cherry" in notes
+    assert f"kubectl patch job --namespace batch {JOB}" in notes
+
+
+def test_notes_warn_when_the_cluster_has_no_pod_failure_policy(helm: Helm):
+    assert "has no pod failure policy" in helm.notes(CHART, WORK, kube_version="1.25.3")
+    assert "has no pod failure policy" not in helm.notes(CHART, WORK)
