@@ -494,3 +494,20 @@ def test_notes_of_the_init_container_variant(helm: Helm):
     assert 'init container "input" writes it to\n/input/data.txt' in notes
     assert f"-l batch.kubernetes.io/job-name={JOB} -c input --prefix" in notes
     assert "Exit codes 42 of your program fail the index at once" in notes
+
+
+# --- bad values ------------------------------------------------------------------------------------
+def test_bad_values_cases_cover_the_chart():
+    """tests/charts/test_chart_bad_values.py runs each file under bad-values/indexed-job/."""
+    cases = sorted((Path(__file__).parent / "bad-values" / "indexed-job").glob("*.yaml"))
+    assert len(cases) >= 15
+
+
+def test_all_value_checks_are_reported_at_once(helm: Helm):
+    values = {"items": ["a"], "itemsFile": "b\n", "command": [], "maxFailedIndexes": 4,
+              "podReplacementPolicy": "TerminatingOrFailed"}  # fmt: skip
+    error = helm.template_error(CHART, values)
+    assert "items and itemsFile are both set" in error
+    assert "command is empty" in error
+    assert "maxFailedIndexes (4) is above completions (1)" in error
+    assert 'podReplacementPolicy is "TerminatingOrFailed"' in error
