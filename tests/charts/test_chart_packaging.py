@@ -16,7 +16,10 @@ import jobworker
 from tests.support.helm import CHARTS, REPO, Helm, chart_path, ci_values_files
 from tests.support.images import image_refs
 
-CHART_NAMES = ["redis", "fine-queue-job"]
+CHART_NAMES = ["redis", "fine-queue-job", "indexed-job"]
+JOB_CHARTS = {"fine-queue-job": "fine-queue-worker", "indexed-job": "indexed-worker"}  # chart: its image
+# The oldest Kubernetes each chart supports (indexed-job: the oldest whose schema its tests check).
+KUBE_VERSIONS = {"redis": ">=1.25.0-0", "fine-queue-job": ">=1.25.0-0", "indexed-job": ">=1.27.0-0"}
 CI_CASES = [(chart, values) for chart in CHART_NAMES for values in ci_values_files(chart)]
 README_GENERATOR = REPO / "node_modules" / ".bin" / "readme-generator"
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
@@ -52,7 +55,7 @@ def test_each_chart_has_ci_values_files_of_one_feature_each(chart: str):
 
 def test_ci_jobs_finish_quickly_for_ct_install():
     """ct install waits for the Jobs (--wait-for-jobs): each must end soon, even when failing."""
-    for values_file in ci_values_files("fine-queue-job"):
+    for values_file in [path for chart in JOB_CHARTS for path in ci_values_files(chart)]:
         values = yaml.safe_load(values_file.read_text())
         assert 0 <= values["backoffLimit"] <= 2, values_file.name
         # below ct.yaml's --timeout 600s, so that a stuck Job fails before ct gives up on it
@@ -67,7 +70,7 @@ def test_chart_yaml_describes_the_chart(chart: str):
     assert SEMVER.match(meta["version"])
     assert isinstance(meta["appVersion"], str)
     assert meta["appVersion"]
-    assert meta["kubeVersion"] == ">=1.25.0-0"
+    assert meta["kubeVersion"] == KUBE_VERSIONS[chart]
     assert len(meta["description"]) > 30
     assert meta["home"] == "https://jobworker.github.io/jobworker"
     assert "https://github.com/jobworker/jobworker" in meta["sources"]
@@ -75,12 +78,13 @@ def test_chart_yaml_describes_the_chart(chart: str):
     assert [m["name"] for m in meta["maintainers"]] == ["jobworker maintainers"]
 
 
-def test_worker_chart_runs_the_image_make_images_builds(helm4: Helm):
+@pytest.mark.parametrize(("chart", "image_name"), JOB_CHARTS.items())
+def test_worker_chart_runs_the_image_make_images_builds(helm4: Helm, chart: str, image_name: str):
     """appVersion is the jobworker version, and the default image is the one `make images` tags."""
-    assert chart_yaml("fine-queue-job")["appVersion"] == jobworker.__version__
-    rendered = helm4.template(chart_path("fine-queue-job"), {"command": ["true"]})
+    assert chart_yaml(chart)["appVersion"] == jobworker.__version__
+    rendered = helm4.template(chart_path(chart), {"command": ["true"], "items": ["a"]})
     image = rendered.get("Job")["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image == image_refs()["fine-queue-worker"]
+    assert image == image_refs()[image_name]
 
 
 def test_fine_queue_job_depends_on_the_local_redis_chart():
