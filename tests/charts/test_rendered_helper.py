@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.rendered import LocalPod, Manifests, expand, image_entrypoint
+from tests.support.rendered import (
+    COMPLETION_INDEX_FIELD,
+    LocalPod,
+    Manifests,
+    completion_index_fields,
+    controller_env,
+    expand,
+    image_entrypoint,
+)
 
 
 def manifests(*objects: dict) -> Manifests:
@@ -110,3 +118,50 @@ def test_missing_objects_are_named(tmp_path: Path):
     plain = pod({"name": "m", "command": ["true"]})
     with pytest.raises(KeyError, match="Service 'nowhere'"):
         LocalPod(manifests(SERVICE, plain), plain, tmp_path, addresses={"nowhere": "127.0.0.1:1"})
+
+
+def indexed_job(container: dict, volumes: list | None = None, init: dict | None = None) -> dict:
+    spec = {"containers": [container], "volumes": volumes or []}
+    if init:
+        spec["initContainers"] = [init]
+    return {"kind": "Job", "metadata": {"name": "j", "namespace": "x"},
+            "spec": {"completionMode": "Indexed", "completions": 3, "template": {"spec": spec}}}  # fmt: skip
+
+
+def test_indexed_job_containers_get_their_index_as_the_job_controller_gives_it(tmp_path: Path):
+    """JOB_COMPLETION_INDEX is not in the template: the Job controller adds it to every container."""
+    job = indexed_job({"name": "main", "command": ["true"]}, init={"name": "first", "command": ["true"]})
+    local = LocalPod(manifests(job), job, tmp_path, fields=completion_index_fields(2))
+    assert local.container("main").env["JOB_COMPLETION_INDEX"] == "2"
+    assert local.container("first").env["JOB_COMPLETION_INDEX"] == "2"
+    with pytest.raises(KeyError, match="JOB_COMPLETION_INDEX: no value for fieldRef"):
+        LocalPod(manifests(job), job, tmp_path / "no-index")
+
+
+def test_controller_env_keeps_a_container_s_own_index_and_leaves_other_workloads_alone():
+    own = {"name": "main", "env": [{"name": "JOB_COMPLETION_INDEX", "value": "7"}]}
+    assert controller_env(indexed_job(own), own) == own["env"]
+    plain = {"name": "main", "env": [{"name": "A", "value": "1"}]}
+    assert controller_env(pod(plain), plain) == plain["env"]
+    added = controller_env(indexed_job(plain), plain)[-1]
+    assert added == {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}},
+    }
+
+
+def test_downward_api_volumes_hold_the_given_pod_fields(tmp_path: Path):
+    container = {
+        "name": "main",
+        "command": ["cat", "/etc/podinfo/index"],
+        "volumeMounts": [{"name": "podinfo", "mountPath": "/etc/podinfo"}],
+    }
+    items = [{"path": "index", "fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}},
+             {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]  # fmt: skip
+    job = indexed_job(container, [{"name": "podinfo", "downwardAPI": {"items": items}}])
+    local = LocalPod(manifests(job), job, tmp_path, fields=completion_index_fields(1))
+    podinfo = tmp_path / "volumes" / "podinfo"
+    assert (podinfo / "index").read_text() == "1"
+    assert (podinfo / "name").read_text() == "j-local"
+    result = local.container("main").run()
+    assert (result.returncode, result.stdout) == (0, b"1")

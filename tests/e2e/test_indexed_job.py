@@ -51,6 +51,9 @@ def test_a_failing_item_fails_only_its_index(helm, kube_client):
     assert status.get("failedIndexes") == str(bad), status
     others = [index for index in range(len(values["items"])) if index != bad]
     assert status.get("completedIndexes") == ",".join(map(str, others)), status
-    done = {completion_index(pod): processed_items(pod_logs(pod)) for pod in job_pods(kube_client, job)}
+    pods = job_pods(kube_client, job)
+    indexes = [completion_index(pod) for pod in pods]
+    assert indexes.count(bad) == 1, f"FailIndex: the bad item runs once, no retry ({indexes})"
+    done = {completion_index(pod): processed_items(pod_logs(pod)) for pod in pods}
     assert done[bad] == []
     assert {index: done[index] for index in others} == {0: ["oof"], 1: ["rab"], 3: ["xuq"], 4: ["zyx"]}

@@ -8,10 +8,12 @@ containers, each with
 - its argv: `command` + `args`, or the image's ENTRYPOINT (read from images/<name>/Dockerfile)
   when `command` is unset, with `$(VAR)` references expanded as Kubernetes expands them;
 - its environment: plain values, secretKeyRef from the rendered Secrets, configMapKeyRef from the
-  rendered ConfigMaps, fieldRef from given pod fields, envFrom;
-- its volumes: ConfigMaps and Secrets materialised as files, emptyDirs as directories shared by
-  the pod's containers; every mountPath found in an argument or a variable is replaced by the
-  local directory;
+  rendered ConfigMaps, fieldRef from given pod fields, envFrom; in an Indexed Job, also
+  JOB_COMPLETION_INDEX, which the Job controller adds to every container (`fields` gives the
+  index, see completion_index_fields);
+- its volumes: ConfigMaps and Secrets materialised as files, downward API volumes as files of the
+  given pod fields, emptyDirs as directories shared by the pod's containers; every mountPath found
+  in an argument or a variable is replaced by the local directory;
 - its peers: the host names of rendered Services (short and qualified) mapped to local addresses.
 
 Programs named in `programs` (by default `jobworker`) run from this checkout's virtual environment.
@@ -30,6 +32,9 @@ import yaml
 from tests.support.processes import JOBWORKER, worker_env
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+COMPLETION_INDEX_FIELD = f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"
+COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 DEFAULT_PROGRAMS: Mapping[str, Sequence[str]] = {"jobworker": JOBWORKER}
 WORKLOAD_KINDS = ("Job", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 _VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -92,6 +97,27 @@ def pod_spec(obj: Mapping) -> dict | None:
     if kind in WORKLOAD_KINDS:
         return obj["spec"]["template"]["spec"]
     return None
+
+
+def completion_index_fields(index: int) -> dict[str, str]:
+    """The pod fields of the pod of an Indexed Job with this completion index (its annotation)."""
+    return {COMPLETION_INDEX_FIELD: str(index)}
+
+
+def controller_env(workload: Mapping, container: Mapping) -> list[dict]:
+    """A container's env as the workload's controller hands it to the kubelet.
+
+    The Job controller adds JOB_COMPLETION_INDEX, from the pod's completion index annotation, to
+    every container and init container of an Indexed Job's pods, unless the container already
+    has it; other workloads add nothing.
+    """
+    env = [dict(entry) for entry in container.get("env", [])]
+    indexed = workload.get("kind") == "Job" and workload["spec"].get("completionMode") == "Indexed"
+    if indexed and all(entry["name"] != COMPLETION_INDEX_ENV for entry in env):
+        env.append(
+            {"name": COMPLETION_INDEX_ENV, "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}}}
+        )
+    return env
 
 
 def image_entrypoint(image: str, images: Path = IMAGES) -> tuple[list[str], list[str]]:
@@ -195,6 +221,13 @@ class LocalPod:
         elif "secret" in volume:
             source = volume["secret"]
             self._write_files(path, self._secret(source["secretName"]), source.get("items"))
+        elif "downwardAPI" in volume:
+            files = {}
+            for item in volume["downwardAPI"].get("items", []):
+                if "fieldRef" not in item:
+                    raise ValueError(f"volume {volume['name']!r}: only fieldRef items have a local form")
+                files[item["path"]] = self._field(item["fieldRef"]["fieldPath"], f"volume {volume['name']}")
+            self._write_files(path, files, None)
         else:
             return None
         return path
@@ -227,6 +260,13 @@ class LocalPod:
         if self.manifests.find("Secret", name) is None:
             raise KeyError(f"Secret {name!r} is not rendered: pass it in `secrets`")
         return self.manifests.secret_data(name)
+
+    def _field(self, path: str, where: str) -> str:
+        """A pod field (fieldRef fieldPath): the pod's name and namespace, or one given in `fields`."""
+        pod_fields = {"metadata.name": self.name, "metadata.namespace": self.namespace, **self.fields}
+        if path not in pod_fields:
+            raise KeyError(f"{where}: no value for fieldRef {path!r}: pass it in `fields`")
+        return pod_fields[path]
 
     def _config_map(self, name: str) -> dict[str, str]:
         found = self.manifests.find("ConfigMap", name)
@@ -278,7 +318,7 @@ class LocalPod:
             else:
                 values = self._secret(source["secretRef"]["name"])
             env.update({prefix + key: value for key, value in values.items()})
-        for variable in container.get("env", []):
+        for variable in controller_env(self.workload, container):
             name = variable["name"]
             if "value" in variable:
                 env[name] = expand(str(variable["value"]), env)
@@ -291,11 +331,7 @@ class LocalPod:
                 ref = reference["configMapKeyRef"]
                 env[name] = self._config_map(ref["name"])[ref["key"]]
             elif "fieldRef" in reference:
-                path = reference["fieldRef"]["fieldPath"]
-                pod_fields = {"metadata.name": self.name, "metadata.namespace": self.namespace, **self.fields}
-                if path not in pod_fields:
-                    raise KeyError(f"env {name}: no value for fieldRef {path!r}: pass it in `fields`")
-                env[name] = pod_fields[path]
+                env[name] = self._field(reference["fieldRef"]["fieldPath"], f"env {name}")
             else:
                 raise ValueError(f"env {name}: unsupported source {sorted(reference)}")
         return env
