@@ -6,16 +6,14 @@ rabbitmq chart's node does at its first boot), the items from the rendered Confi
 Service's name mapped to a local rabbitmq-server. Nothing is re-typed by the test, so a chart that
 renders a wrong variable, path or argument fails here.
 
-`run_job` stands in for the Job controller: it keeps up to `parallelism` pods running, each pod its
-seed container and then its worker, until `completions` pods succeeded, replacing failed pods up to
-`backoffLimit`, all numbers read from the rendered Job.
+The rendered Job runs under the stand-in Job controller (tests/support/jobcontroller.py), which
+reads completions, parallelism, backoffLimit and the pod failure policy from it.
 """
 
 import collections
 import json
-import subprocess
+import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,8 @@ import pytest
 
 from jobworker.constants import ExitCode
 from tests.support.helm import Helm, chart_path
+from tests.support.jobcontroller import JobController, JobOutcome, PodResult
+from tests.support.podrunners import ProcessPodRunner
 from tests.support.processes import JOBWORKER, run_jobworker
 from tests.support.rendered import LocalPod, Manifests
 from tests.support.servers import RabbitServer
@@ -61,15 +61,6 @@ class Release:
         return LocalPod(self.manifests, self.job, directory, addresses=addresses)
 
 
-@dataclass
-class PodRun:
-    name: str
-    seed: subprocess.CompletedProcess
-    code: int
-    out: str
-    err: str
-
-
 def install(helm: Helm, broker: RabbitServer, values: dict) -> Release:
     """Render the chart under a release name of its own (so its queue is its own on the shared
     broker) and give the broker the user of the rendered Secret."""
@@ -86,44 +77,31 @@ def fruit(helm4: Helm, rabbit_server: RabbitServer) -> Release:
     return install(helm4, rabbit_server, {"items": FRUITS, "command": PROGRAM, "parallelism": 2})
 
 
-def run_pod(pod: LocalPod, name: str) -> PodRun:
-    """One pod: its seed container to completion, then its worker, as the kubelet runs them."""
-    (seed,) = pod.run_init_containers(TIMEOUT)
-    if seed.returncode != 0:
-        return PodRun(name, seed, seed.returncode, "", seed.stderr.decode())
-    (process,) = [container.start() for container in pod.containers]
-    out, err = process.communicate(timeout=TIMEOUT)
-    return PodRun(name, seed, process.returncode, out.decode(), err.decode())
+def run_job(release: Release, directory: Path) -> JobOutcome:
+    addresses = {release.rabbitmq: f"127.0.0.1:{release.broker.port}"}
+    return JobController(
+        release.job, ProcessPodRunner(release.manifests, release.job, directory, addresses)
+    ).run()
 
 
-def run_job(release: Release, directory: Path) -> list[PodRun]:
-    """The Job controller's part: pods until `completions` succeeded, `parallelism` at a time,
-    failed pods replaced while there are no more than `backoffLimit` failures."""
-    spec = release.job["spec"]
-    completions, parallelism, backoff_limit = spec["completions"], spec["parallelism"], spec["backoffLimit"]
-    runs: list[PodRun] = []
-    succeeded = failed = 0
-    with ThreadPoolExecutor(parallelism) as pool:
-        active: set[Future] = set()
-        while succeeded < completions:
-            while len(active) < min(parallelism, completions - succeeded) and failed <= backoff_limit:
-                name = f"pod-{len(runs) + len(active)}"
-                active.add(pool.submit(run_pod, release.pod(directory / name), name))
-            if not active:
-                break
-            done, active = wait(active, return_when=FIRST_COMPLETED)
-            for future in done:
-                run = future.result()
-                runs.append(run)
-                succeeded, failed = (succeeded + 1, failed) if run.code == 0 else (succeeded, failed + 1)
-    return runs
+def run_pod(release: Release, directory: Path, name: str) -> PodResult:
+    """One pod outside any Job: its seed container, then its worker."""
+    addresses = {release.rabbitmq: f"127.0.0.1:{release.broker.port}"}
+    pod = ProcessPodRunner(release.manifests, release.job, directory, addresses).start(name, None)
+    while (result := pod.poll()) is None:
+        time.sleep(0.05)
+    return result
 
 
-def processed(runs: list[PodRun]) -> collections.Counter:
-    """How often each item was processed, from the programs' stdout ("processed ITEM" lines)."""
-    lines = [line for run in runs for line in run.out.splitlines()]
-    assert all(line.startswith("processed ") for line in lines), lines
-    return collections.Counter(line.removeprefix("processed ") for line in lines)
+def processed(pods: list[PodResult]) -> collections.Counter:
+    """How often each item was processed, from the programs' "processed ITEM" lines."""
+    return collections.Counter(item for pod in pods for item in processed_by(pod))
+
+
+def processed_by(pod: PodResult) -> list[str]:
+    return [
+        line.removeprefix("processed ") for line in pod.logs.splitlines() if line.startswith("processed ")
+    ]
 
 
 def queue_status(release: Release, directory: Path) -> dict:
@@ -156,14 +134,15 @@ def test_the_docs_items_one_per_process(fruit: Release, tmp_path: Path):
     spec = fruit.job["spec"]
     assert (spec["completions"], spec["parallelism"]) == (len(FRUITS), 2)
 
-    runs = run_job(fruit, tmp_path)
+    outcome = run_job(fruit, tmp_path)
 
-    assert [run.code for run in runs] == [0] * len(FRUITS), [run.err for run in runs if run.code]
-    assert processed(runs) == collections.Counter(FRUITS)
-    assert all(len(run.out.splitlines()) == 1 for run in runs), "one item per process"
-    seeds = [run.seed.stderr.decode() for run in runs]
-    assert sum(f"published {len(FRUITS)} items" in log for log in seeds) == 1, seeds
-    assert sum(f"already holds these {len(FRUITS)} items" in log for log in seeds) == len(FRUITS) - 1
+    assert outcome.succeeded, [pod.logs for pod in outcome.pods if not pod.succeeded]
+    assert [pod.exit_code for pod in outcome.pods] == [0] * len(FRUITS)
+    assert processed(outcome.pods) == collections.Counter(FRUITS)
+    assert all(len(processed_by(pod)) == 1 for pod in outcome.pods), "one item per process"
+    logs = [pod.logs for pod in outcome.pods]
+    assert sum(f"published {len(FRUITS)} items" in log for log in logs) == 1, logs
+    assert sum(f"already holds these {len(FRUITS)} items" in log for log in logs) == len(FRUITS) - 1
     status = queue_status(fruit, tmp_path / "status")
     assert (status["ready"], status["consumers"], status["failed"]) == (0, 0, 0), status
 
@@ -192,11 +171,12 @@ def test_a_failing_item_takes_a_new_pod_per_attempt_then_is_dead_lettered(
     spec = release.job["spec"]
     assert spec["backoffLimit"] == len(items) * (2 - 1) + 6
 
-    runs = run_job(release, tmp_path)
+    outcome = run_job(release, tmp_path)
 
-    codes = collections.Counter(run.code for run in runs)
-    assert codes == {ExitCode.OK: len(items), ExitCode.ITEM_REQUEUED: 1}, [(r.code, r.err) for r in runs]
-    assert processed(runs) == collections.Counter(["apple", "banana"])
+    assert outcome.succeeded
+    codes = collections.Counter(pod.exit_code for pod in outcome.pods)
+    assert codes == {ExitCode.OK: len(items), ExitCode.ITEM_REQUEUED: 1}, [pod.logs for pod in outcome.pods]
+    assert processed(outcome.pods) == collections.Counter(["apple", "banana"])
     status = queue_status(release, tmp_path / "status")
     assert (status["ready"], status["failed"]) == (0, 1), status
 
@@ -209,11 +189,11 @@ def test_a_pod_beyond_the_messages_exits_with_no_work(
     into a failed Job."""
     values = {"items": ["apple"], "command": PROGRAM, "waitSeconds": 1}
     release = install(helm4, rabbit_server, values)
-    first = run_pod(release.pod(tmp_path / "pod-0"), "pod-0")
-    assert first.code == 0, first.err
-    extra = run_pod(release.pod(tmp_path / "pod-1"), "pod-1")
-    assert extra.code == ExitCode.NO_WORK, extra.err
-    assert "no message arrived" in extra.err
+    first = run_pod(release, tmp_path, "pod-0")
+    assert first.exit_code == 0, first.logs
+    extra = run_pod(release, tmp_path, "pod-1")
+    assert extra.exit_code == ExitCode.NO_WORK, extra.logs
+    assert "no message arrived" in extra.logs
     rules = release.job["spec"]["podFailurePolicy"]["rules"]
     assert rules[0]["action"] == "FailJob"
     assert ExitCode.NO_WORK in rules[0]["onExitCodes"]["values"]
