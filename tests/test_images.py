@@ -4,20 +4,15 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.support.images import (
     REPO_ROOT,
     BuiltImages,
-    Mount,
     inspect_image,
-    readable_file,
     run_container,
-    shared_directory,
 )
-from tests.support.servers import RedisServer
 
 SUBCOMMANDS = {"fine-queue-worker": "fine", "coarse-queue-worker": "coarse", "indexed-worker": "indexed"}
 PACKAGES = {  # what each image's Python can import among these: its extra and nothing else
@@ -176,81 +171,7 @@ def test_added_size_is_small(built_images: BuiltImages) -> None:
         assert 0 < row["added_bytes"] <= MAX_ADDED_BYTES, f"{ref} adds {row['added_bytes']} bytes"
 
 
-# --- the fine-queue worker on a real Redis -----------------------------------------------------------
-@pytest.mark.docker
-def test_fine_image_drains_a_queue(
-    built_images: BuiltImages, redis_server: RedisServer, redis_env: dict[str, str]
-) -> None:
-    image = built_images["fine-queue-worker"]
-    items = ["apple", "banana split", "cherry"]
-    env = {**redis_env, "QUEUE_NAME": "job2"}
-    seeded = run_container(
-        image, command=["jobworker", "seed"], args=items, env=env
-    )  # the chart's seed container
-    assert seeded.returncode == 0, seeded.stderr
-    worker = run_container(image, args=["--", *python_code("import sys; print(sys.stdin.read())")], env=env)
-    assert worker.returncode == 0, worker.stderr
-    assert worker.stdout.decode().splitlines() == items  # in order, each once
-    status = run_container(image, command=["jobworker", "status", "--json"], env=env)
-    assert status.returncode == 0, status.stderr
-    counts = json.loads(status.stdout)
-    assert (counts["pending"], counts["in_flight"], counts["done"], counts["failed"]) == (0, 0, 3, 0)
-    assert redis_server.client().llen("job2") == 0
-
-
-# --- the indexed worker --------------------------------------------------------------------------------
-@pytest.fixture
-def items_mount(tmp_path: Path) -> Mount:
-    """The docs' items as the chart's ConfigMap would hold them."""
-    path = readable_file(tmp_path / "config" / "items.json", json.dumps(DOCS_ITEMS))
-    return Mount(path, "/etc/jobworker/items.json")
-
-
-@pytest.mark.docker
-@pytest.mark.parametrize("command", [["cat"], ["cat", "{item_file}"]], ids=["stdin", "item_file"])
-def test_indexed_image_hands_each_item_by_index(
-    built_images: BuiltImages, items_mount: Mount, command: list[str]
-) -> None:
-    for index, item in enumerate(DOCS_ITEMS):
-        env = {"JOB_COMPLETION_INDEX": str(index), "ITEMS_FILE": items_mount.target}
-        result = run_container(
-            built_images["indexed-worker"], args=["--", *command], env=env, mounts=[items_mount]
-        )
-        assert (result.returncode, result.stdout.decode()) == (0, item), result.stderr
-
-
-@pytest.mark.docker
-def test_indexed_image_reads_the_downward_api_file(
-    built_images: BuiltImages, items_mount: Mount, tmp_path: Path
-) -> None:
-    index_file = readable_file(tmp_path / "podinfo" / "job-completion-index", "3")
-    mounts = [items_mount, Mount(index_file.parent, "/etc/podinfo")]
-    env = {"INDEX_FILE": "/etc/podinfo/job-completion-index", "ITEMS_FILE": items_mount.target}
-    result = run_container(built_images["indexed-worker"], args=["--", "cat"], env=env, mounts=mounts)
-    assert (result.returncode, result.stdout) == (0, b"qux"), result.stderr
-
-
-@pytest.mark.docker
-def test_indexed_image_as_init_container(
-    built_images: BuiltImages, items_mount: Mount, tmp_path: Path
-) -> None:
-    """The worker writes the item to a shared volume; a container without the worker reads it."""
-    for index, item in enumerate(DOCS_ITEMS):
-        shared = Mount(shared_directory(tmp_path / f"input-{index}"), "/input", read_only=False)
-        env = {"JOB_COMPLETION_INDEX": str(index), "ITEMS_FILE": items_mount.target}
-        init = run_container(
-            built_images["indexed-worker"],
-            args=["--write-item", "/input/data.txt"],
-            env=env,
-            mounts=[items_mount, shared],
-        )
-        assert init.returncode == 0, init.stderr
-        main = run_container(
-            built_images.base, command=["cat", "/input/data.txt"], mounts=[shared], user=USER
-        )
-        assert (main.returncode, main.stdout.decode()) == (0, item), main.stderr
-
-
+# --- the indexed worker (the charts' runs of every image are in tests/charts/test_charts_in_images.py) ---
 @pytest.mark.docker
 def test_indexed_image_passes_the_exit_status_on(built_images: BuiltImages) -> None:
     result = run_container(

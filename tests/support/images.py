@@ -165,16 +165,25 @@ def docker_run_argv(
     user: str | None = None,
     read_only: bool = True,
     network: str = "host",
+    tmpfs: bool = True,
+    name: str | None = None,
 ) -> list[str]:
-    """The `docker run` command line for a container described as a pod spec describes it."""
+    """The `docker run` command line for a container described as a pod spec describes it.
+
+    `tmpfs` puts a tmpfs at /tmp (the charts' emptyDir there) when no mount stands in for it.
+    """
     argv = [DOCKER, "run", "--rm", "-i", "--network", network, "--cap-drop", "ALL"]
     argv += ["--security-opt", "no-new-privileges"]
+    if name is not None:
+        argv += ["--name", name]
     if read_only:
-        argv += ["--read-only", "--tmpfs", "/tmp"]
+        argv.append("--read-only")
+    if tmpfs:
+        argv += ["--tmpfs", "/tmp"]
     if user is not None:
         argv += ["--user", user]
-    for name, value in env_pairs(env):
-        argv += ["--env", f"{name}={value}"]
+    for variable, value in env_pairs(env):
+        argv += ["--env", f"{variable}={value}"]
     for mount in mounts:
         argv += ["--mount", mount.option()]
     rest = list(args)
@@ -209,12 +218,4 @@ def shared_directory(path: Path) -> Path:
     """A host directory any container user may write to, standing in for an emptyDir."""
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o1777)
-    return path
-
-
-def readable_file(path: Path, content: bytes | str) -> Path:
-    """A file any container user may read, standing in for a ConfigMap key or a downward API file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content.encode() if isinstance(content, str) else content)
-    path.chmod(0o644)
     return path

@@ -34,6 +34,7 @@ class PodResult:
     exit_code: int
     container: str
     logs: str  # every container's stdout and stderr, in the order they ran
+    container_logs: Mapping[str, str] = field(default_factory=dict)  # each container's own
 
     @property
     def succeeded(self) -> bool:

@@ -23,12 +23,14 @@ import base64
 import json
 import re
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from tests.support.images import Mount, docker_run_argv
 from tests.support.processes import JOBWORKER, worker_env
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
@@ -165,6 +167,25 @@ class LocalContainer:
     def run(self, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv, env=worker_env(self.env), capture_output=True, timeout=timeout,
                               check=False)  # fmt: skip
+
+
+@dataclass
+class DockerContainer:
+    """One container of a pod, ready to run with `docker run` (see LocalPod.docker_containers)."""
+
+    name: str
+    image: str
+    argv: list[str]
+    docker_name: str  # the running container's name, to remove it after a forced stop
+
+    def start(self, **popen: object) -> subprocess.Popen:
+        popen.setdefault("stdout", subprocess.PIPE)
+        popen.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen(self.argv, **popen)
+
+    def remove(self) -> None:
+        """Remove the container: killing `docker run` itself would leave it running."""
+        subprocess.run(["docker", "rm", "--force", self.docker_name], capture_output=True, check=False)
 
 
 @dataclass
@@ -354,6 +375,52 @@ class LocalPod:
         if program is not None:
             argv = [*program, *argv[1:]]
         return LocalContainer(container["name"], argv, env, init)
+
+    # --- as Docker containers -------------------------------------------------------------------------
+    def docker_containers(self, image_for: Callable[[str], str] = lambda image: image) -> tuple[list, list]:
+        """(init, main) containers as `docker run` commands of their own images.
+
+        Unlike the local processes, nothing is rewritten but the Services' host names (the containers
+        share the host's network): volumes are bind-mounted at their mountPaths, the image keeps its
+        own ENTRYPOINT unless `command` replaces it, and the pod's user and read-only root apply.
+        `image_for` maps an image reference to the one to run (a locally built tag, say).
+        """
+        return (
+            [self._docker_container(c, image_for) for c in self.spec.get("initContainers", [])],
+            [self._docker_container(c, image_for) for c in self.spec["containers"]],
+        )
+
+    def _docker_container(self, container: Mapping, image_for: Callable[[str], str]) -> "DockerContainer":
+        env = {name: self._localise(value, ()) for name, value in self._env(container).items()}
+        mounts = []
+        for mount in container.get("volumeMounts", []):
+            local = self.volumes.get(mount["name"])
+            if local is None:
+                raise KeyError(f"{container['name']!r} mounts {mount['name']!r}, a volume with no local form")
+            if "emptyDir" in next(v for v in self.spec["volumes"] if v["name"] == mount["name"]):
+                local.chmod(0o1777)  # any container user may write, as in an emptyDir with fsGroup
+            source = local / mount["subPath"] if mount.get("subPath") else local
+            mounts.append(Mount(source, mount["mountPath"], read_only=bool(mount.get("readOnly"))))
+        security = {**(self.spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
+        user = None
+        if "runAsUser" in security:
+            user = f"{security['runAsUser']}" + (
+                f":{security['runAsGroup']}" if "runAsGroup" in security else ""
+            )
+        command = [self._localise(expand(str(arg), env), ()) for arg in container.get("command", [])]
+        args = [self._localise(expand(str(arg), env), ()) for arg in container.get("args", [])]
+        argv = docker_run_argv(
+            image_for(container["image"]),
+            command=command or None,
+            args=args,
+            env=env,
+            mounts=mounts,
+            user=user,
+            read_only=bool(security.get("readOnlyRootFilesystem")),
+            tmpfs=all(mount.target != "/tmp" for mount in mounts),
+            name=(docker_name := f"{self.name}-{container['name']}-{uuid.uuid4().hex[:6]}"),
+        )
+        return DockerContainer(container["name"], container["image"], argv, docker_name)
 
     # --- running --------------------------------------------------------------------------------------
     def run_init_containers(self, timeout: float = 120) -> list[subprocess.CompletedProcess]:
