@@ -12,6 +12,7 @@ HELM3 ?= $(TOOLS)/helm-$(HELM3_VERSION)/helm
 HELM4 ?= $(TOOLS)/helm-$(HELM4_VERSION)/helm
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+DEMO_ARGS ?=
 NPM ?= npm
 CHARTS ?= $(wildcard charts/*)
 # Worker images: `make images PYTHON_IMAGE=...` builds on another base. The tag is the package's
@@ -105,6 +106,12 @@ kind-load: images ## load every image into the kind cluster KIND_CLUSTER
 
 .PHONY: FORCE
 FORCE:
+
+.PHONY: demo
+demo: system-deps venv helm ## the docs' three examples end to end: on the current cluster, else locally
+	@if $(DOCKER) info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; \
+	 else echo "make demo: no Docker engine answers: pods will run as local processes"; fi
+	$(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
 .PHONY: clean
 clean: ## remove the virtual environment, tools and build output
