@@ -1,7 +1,8 @@
 """`make demo`: the three examples of the Kubernetes docs, run with this project's charts and images.
 
-On a cluster (the current kube context answers), each example is a `helm install` of the real
-chart; the demo waits for the Job, prints its pods' logs and the queue status, and uninstalls.
+On a cluster (the current kube context answers, or a kind cluster the demo makes when Docker and
+kind are installed and none answers), each example is a `helm install` of the real chart; the demo
+waits for the Job, prints what its pods processed and the Job's status, and uninstalls.
 
 Without one, it says so and runs the same examples here: `helm template` renders the chart, the
 stand-in Job controller of tests/support/jobcontroller.py (a test harness, not Kubernetes) runs the
@@ -34,6 +35,8 @@ from tests.support.servers import RabbitServer, RedisServer
 
 FRUITS = ["apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon", "orange", "pickle"]
 WORDS = ["foo", "bar", "baz", "qux", "xyz"]
+KIND_CLUSTER = "jobworker-demo"
+REPO = Path(__file__).resolve().parents[2]
 PROCESSED = re.compile(r"^processed (.*)$", re.MULTILINE)
 
 
@@ -221,12 +224,12 @@ def kubectl(*args: str, check: bool = True) -> str:
 
 def run_on_cluster(example: Example, helm: Helm, namespace: str, out: TextIO) -> ExampleResult:
     chart = chart_path(example.chart)
-    helm.run("dependency", "build", chart)
-    values = Path(tempfile.mkdtemp()) / "values.yaml"
-    values.write_text(json.dumps(dict(example.values)))
-    env_kube = ["--kube-context", kubectl("config", "current-context").strip()]
-    subprocess.run(
-        [
+    helm.dependency_build(chart)
+    context = ["--kube-context", kubectl("config", "current-context").strip()]
+    with tempfile.TemporaryDirectory() as directory:
+        values = Path(directory) / "values.yaml"
+        values.write_text(json.dumps(dict(example.values)))  # JSON is YAML
+        install = [
             str(helm.binary),
             "install",
             example.release,
@@ -238,10 +241,9 @@ def run_on_cluster(example: Example, helm: Helm, namespace: str, out: TextIO) ->
             "--wait",
             "--timeout",
             "10m",
-            *env_kube,
-        ],
-        check=True,
-    )
+            *context,
+        ]
+        subprocess.run(install, check=True)
     try:
         job = f"job/{example.job_name}"
         deadline = time.monotonic() + 600
@@ -276,7 +278,7 @@ def run_on_cluster(example: Example, helm: Helm, namespace: str, out: TextIO) ->
         return result
     finally:
         subprocess.run(
-            [str(helm.binary), "uninstall", example.release, "--namespace", namespace, *env_kube],
+            [str(helm.binary), "uninstall", example.release, "--namespace", namespace, *context],
             capture_output=True,
             check=False,
         )
@@ -318,6 +320,29 @@ def print_summary(results: list[ExampleResult], out: TextIO) -> None:
             out.write("  ".join("-" * width for width in widths) + "\n")
 
 
+def make_kind_cluster(name: str) -> None:
+    """A kind cluster (it becomes the current kube context) holding the images `make images` built."""
+    subprocess.run(["kind", "create", "cluster", "--name", name, "--wait", "180s"], check=True)
+    subprocess.run(
+        ["make", "--no-print-directory", "kind-load", f"KIND_CLUSTER={name}"], cwd=REPO, check=True
+    )
+
+
+def run_all_on_cluster(helm: Helm, out: TextIO) -> list[ExampleResult]:
+    namespace = f"jobworker-demo-{uuid.uuid4().hex[:6]}"
+    out.write(f"Running on the cluster of the current kube context, namespace {namespace}.\n")
+    kubectl("create", "namespace", namespace)
+    results = []
+    try:
+        for example in EXAMPLES:
+            out.write(f"\n== {example.title} ({example.chart})\n")
+            results.append(run_on_cluster(example, helm, namespace, out))
+            print_example(results[-1], out)
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    return results
+
+
 def run_demo(mode: str = "auto", out: TextIO = sys.stdout, docker: bool | None = None) -> list[ExampleResult]:
     """Run the three examples; `mode` is auto (cluster if one answers), cluster or local.
 
@@ -326,20 +351,34 @@ def run_demo(mode: str = "auto", out: TextIO = sys.stdout, docker: bool | None =
     """
     helm = helm_binaries()[-1]
     problem = cluster_problem() if mode != "local" else "asked to run locally"
+    kind_cluster = None
+    if problem and mode != "local" and shutil.which("kind") and docker_problem() is None:
+        kind_cluster = KIND_CLUSTER
+        out.write(
+            f"No cluster: {problem}. Docker and kind are here: making the kind cluster {kind_cluster} "
+            "(deleted at the end) and loading the images into it.\n"
+        )
+        make_kind_cluster(kind_cluster)
+        problem = cluster_problem()
     if mode == "cluster" and problem:
         raise RuntimeError(problem)
     results = []
     if problem is None:
-        namespace = f"jobworker-demo-{uuid.uuid4().hex[:6]}"
-        out.write(f"Running on the cluster of the current kube context, namespace {namespace}.\n")
-        kubectl("create", "namespace", namespace)
+        context = kubectl("config", "current-context").strip()
+        if kind_cluster is None and context.startswith("kind-") and shutil.which("kind"):
+            out.write(f"The current context is the kind cluster {context[5:]}: loading the images into it.\n")
+            subprocess.run(
+                ["make", "--no-print-directory", "kind-load", f"KIND_CLUSTER={context[5:]}"],
+                cwd=REPO,
+                check=True,
+            )
         try:
-            for example in EXAMPLES:
-                out.write(f"\n== {example.title} ({example.chart})\n")
-                results.append(run_on_cluster(example, helm, namespace, out))
-                print_example(results[-1], out)
+            results = run_all_on_cluster(helm, out)
         finally:
-            kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+            if kind_cluster:
+                subprocess.run(
+                    ["kind", "delete", "cluster", "--name", kind_cluster], capture_output=True, check=False
+                )
     else:
         engine_problem = docker_problem() if docker is None else (None if docker else "--processes")
         how = (
