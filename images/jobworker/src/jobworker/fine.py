@@ -66,6 +66,11 @@ class Heartbeat:
         with self._lock:
             self._lease_id = lease_id
 
+    def _holds(self, lease_id: int) -> bool:
+        """Still our lease? A lease acknowledged while a beat was under way is not lost."""
+        with self._lock:
+            return self._lease_id == lease_id
+
     def _beat(self) -> None:
         while not self._stopped.wait(self.lease_seconds / 3):
             with self._lock:
@@ -73,7 +78,7 @@ class Heartbeat:
             if lease_id is None:
                 continue
             try:
-                if not self.queue.extend(lease_id, self.lease_seconds):
+                if not self.queue.extend(lease_id, self.lease_seconds) and self._holds(lease_id):
                     log.warning(
                         "lease %s was lost (it expired before it could be extended): its items may run twice",
                         lease_id,
@@ -209,6 +214,7 @@ class FineWorker:
         with Heartbeat(self.queue, settings.lease_seconds) as heartbeat:
             while True:
                 stopping = self.stop.requested
+                heartbeat.hold(None)  # before the acknowledgement, so that no beat outlives the lease
                 lease, view, acked = self.queue.lease(
                     ack, 0 if stopping else settings.batch_size, settings.lease_seconds, settings.max_attempts
                 )
