@@ -108,6 +108,70 @@ def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> 
     )
 
 
+def _add_queue(parser: argparse.ArgumentParser, environ: Mapping[str, str], what: str) -> None:
+    parser.add_argument(
+        "--queue", default=environ.get(ENV_QUEUE, ""), help=f"name of {what} (env {ENV_QUEUE})"
+    )
+
+
+def _add_connect_timeout(parser: argparse.ArgumentParser, environ: Mapping[str, str], server: str) -> None:
+    parser.add_argument(
+        "--connect-timeout",
+        metavar="SECONDS",
+        default=environ.get(ENV_CONNECT_TIMEOUT, str(DEFAULT_CONNECT_SECONDS)),
+        type=_number(float, 0, True, "--connect-timeout", ENV_CONNECT_TIMEOUT),
+        help=f"how long to retry an unreachable or restarting {server} before giving up "
+        f"(env {ENV_CONNECT_TIMEOUT}, default {DEFAULT_CONNECT_SECONDS:g})",
+    )
+
+
+def _add_deliver(parser: argparse.ArgumentParser, environ: Mapping[str, str], item: str = "item") -> None:
+    parser.add_argument(
+        "--deliver",
+        type=Delivery,
+        choices=list(Delivery),
+        default=environ.get(ENV_DELIVERY, Delivery.AUTO),
+        help=f"how COMMAND gets the {item}: stdin, env ($WORK_ITEM), arg ({{item}}), file "
+        f"({{item_file}}); auto picks by placeholder, else stdin (env {ENV_DELIVERY})",
+    )
+
+
+def _add_max_attempts(parser: argparse.ArgumentParser, environ: Mapping[str, str], destination: str) -> None:
+    parser.add_argument(
+        "--max-attempts",
+        metavar="N",
+        default=environ.get(ENV_MAX_ATTEMPTS, str(DEFAULT_MAX_ATTEMPTS)),
+        type=_number(int, 1, True, "--max-attempts", ENV_MAX_ATTEMPTS),
+        help=f"runs of an item before it goes to {destination} (env {ENV_MAX_ATTEMPTS}, "
+        f"default {DEFAULT_MAX_ATTEMPTS})",
+    )
+
+
+def _add_wait(parser: argparse.ArgumentParser, environ: Mapping[str, str], meaning: str) -> None:
+    parser.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        default=environ.get(ENV_WAIT_SECONDS, str(DEFAULT_WAIT_SECONDS)),
+        type=_number(float, 0, True, "--wait", ENV_WAIT_SECONDS),
+        help=f"{meaning} (env {ENV_WAIT_SECONDS}, default {DEFAULT_WAIT_SECONDS:g})",
+    )
+
+
+def _add_grace(parser: argparse.ArgumentParser, environ: Mapping[str, str], handed_back: str) -> None:
+    parser.add_argument(
+        "--grace-seconds",
+        metavar="SECONDS",
+        default=environ.get(ENV_GRACE_SECONDS, str(DEFAULT_GRACE_SECONDS)),
+        type=_number(float, 0, True, "--grace-seconds", ENV_GRACE_SECONDS),
+        help=f"on SIGTERM, how long the program may still run before it is stopped and {handed_back} "
+        f"handed back (env {ENV_GRACE_SECONDS}, default {DEFAULT_GRACE_SECONDS:g})",
+    )
+
+
+def _add_command(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+
+
 def _add_redis(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     parser.add_argument(
         "--redis-url",
@@ -115,19 +179,8 @@ def _add_redis(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> N
         help=f"redis://[user@]host:port/db (env {ENV_REDIS_URL}; the password comes "
         f"from {ENV_REDIS_PASSWORD})",
     )
-    parser.add_argument(
-        "--queue",
-        default=environ.get(ENV_QUEUE, ""),
-        help=f"name of the work queue, the Redis list holding the items (env {ENV_QUEUE})",
-    )
-    parser.add_argument(
-        "--connect-timeout",
-        metavar="SECONDS",
-        default=environ.get(ENV_CONNECT_TIMEOUT, str(DEFAULT_CONNECT_SECONDS)),
-        type=_number(float, 0, True, "--connect-timeout", ENV_CONNECT_TIMEOUT),
-        help="how long to retry an unreachable or restarting server before giving up "
-        f"(env {ENV_CONNECT_TIMEOUT}, default {DEFAULT_CONNECT_SECONDS:g})",
-    )
+    _add_queue(parser, environ, "the work queue, the Redis list holding the items")
+    _add_connect_timeout(parser, environ, "server")
 
 
 def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
@@ -145,14 +198,7 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         metavar="MODULE:FUNCTION",
         help=f"call this Python function per item instead of a command (env {ENV_HANDLER})",
     )
-    parser.add_argument(
-        "--deliver",
-        type=Delivery,
-        choices=list(Delivery),
-        default=environ.get(ENV_DELIVERY, Delivery.AUTO),
-        help="how COMMAND gets the item: stdin, env ($WORK_ITEM), arg ({item}), file "
-        f"({{item_file}}); auto picks by placeholder, else stdin (env {ENV_DELIVERY})",
-    )
+    _add_deliver(parser, environ)
     parser.add_argument(
         "--lease-seconds",
         metavar="SECONDS",
@@ -161,13 +207,7 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         help="a lease not renewed for this long is taken back from a worker presumed "
         f"dead (default {DEFAULT_LEASE_SECONDS:g})",
     )
-    parser.add_argument(
-        "--max-attempts",
-        metavar="N",
-        default=environ.get(ENV_MAX_ATTEMPTS, str(DEFAULT_MAX_ATTEMPTS)),
-        type=_number(int, 1, True, "--max-attempts", ENV_MAX_ATTEMPTS),
-        help=f"runs of an item before it goes to the failed list (default {DEFAULT_MAX_ATTEMPTS})",
-    )
+    _add_max_attempts(parser, environ, "the failed list")
     parser.add_argument(
         "--batch-size",
         metavar="N",
@@ -176,14 +216,7 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         help=f"items leased at once (default {DEFAULT_BATCH_SIZE_COMMAND} with a command, "
         f"{DEFAULT_BATCH_SIZE_HANDLER} with a handler)",
     )
-    parser.add_argument(
-        "--wait",
-        metavar="SECONDS",
-        default=environ.get(ENV_WAIT_SECONDS, str(DEFAULT_WAIT_SECONDS)),
-        type=_number(float, 0, True, "--wait", ENV_WAIT_SECONDS),
-        help="on an open (unsealed) queue, give up after this long without work "
-        f"(default {DEFAULT_WAIT_SECONDS:g})",
-    )
+    _add_wait(parser, environ, "on an open (unsealed) queue, give up (exit 4) after this long without work")
     parser.add_argument(
         "--wait-for-seal",
         action="store_true",
@@ -192,15 +225,8 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         "started before the seeder); without it, a list with no marker is finished when empty, as "
         f"in the Kubernetes docs (env {ENV_WAIT_FOR_SEAL}=true)",
     )
-    parser.add_argument(
-        "--grace-seconds",
-        metavar="SECONDS",
-        default=environ.get(ENV_GRACE_SECONDS, str(DEFAULT_GRACE_SECONDS)),
-        type=_number(float, 0, True, "--grace-seconds", ENV_GRACE_SECONDS),
-        help="on SIGTERM, how long the current item may still run before it is "
-        f"stopped and handed back (default {DEFAULT_GRACE_SECONDS:g})",
-    )
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    _add_grace(parser, environ, "its items")
+    _add_command(parser)
     parser.set_defaults(run=_run_fine)
 
 
@@ -313,43 +339,11 @@ def _add_coarse(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> 
         help=f"amqp://host:port/vhost (env {ENV_AMQP_URL}; the user and password come from "
         "AMQP_USERNAME / AMQP_PASSWORD unless the URL has them)",
     )
-    parser.add_argument(
-        "--queue",
-        default=environ.get(ENV_QUEUE, ""),
-        help=f"name of the RabbitMQ queue holding one message per item (env {ENV_QUEUE})",
-    )
-    parser.add_argument(
-        "--connect-timeout",
-        metavar="SECONDS",
-        default=environ.get(ENV_CONNECT_TIMEOUT, str(DEFAULT_CONNECT_SECONDS)),
-        type=_number(float, 0, True, "--connect-timeout", ENV_CONNECT_TIMEOUT),
-        help="how long to retry an unreachable or restarting broker before giving up "
-        f"(env {ENV_CONNECT_TIMEOUT}, default {DEFAULT_CONNECT_SECONDS:g})",
-    )
-    parser.add_argument(
-        "--deliver",
-        type=Delivery,
-        choices=list(Delivery),
-        default=environ.get(ENV_DELIVERY, Delivery.AUTO),
-        help="how COMMAND gets the message body: stdin, env ($WORK_ITEM), arg ({item}), file "
-        f"({{item_file}}); auto picks by placeholder, else stdin (env {ENV_DELIVERY})",
-    )
-    parser.add_argument(
-        "--max-attempts",
-        metavar="N",
-        default=environ.get(ENV_MAX_ATTEMPTS, str(DEFAULT_MAX_ATTEMPTS)),
-        type=_number(int, 1, True, "--max-attempts", ENV_MAX_ATTEMPTS),
-        help=f"runs of an item before it goes to QUEUE.failed (env {ENV_MAX_ATTEMPTS}, "
-        f"default {DEFAULT_MAX_ATTEMPTS})",
-    )
-    parser.add_argument(
-        "--wait",
-        metavar="SECONDS",
-        default=environ.get(ENV_WAIT_SECONDS, str(DEFAULT_WAIT_SECONDS)),
-        type=_number(float, 0, True, "--wait", ENV_WAIT_SECONDS),
-        help="give up (exit 4) when no message arrives within this long "
-        f"(env {ENV_WAIT_SECONDS}, default {DEFAULT_WAIT_SECONDS:g})",
-    )
+    _add_queue(parser, environ, "the RabbitMQ queue holding one message per item")
+    _add_connect_timeout(parser, environ, "broker")
+    _add_deliver(parser, environ, "message body")
+    _add_max_attempts(parser, environ, "QUEUE.failed")
+    _add_wait(parser, environ, "give up (exit 4) when no message arrives within this long")
     parser.add_argument(
         "--drain",
         action="store_true",
@@ -372,16 +366,9 @@ def _add_coarse(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> 
         help=f"with --drain: the queue counts as drained after this long without a message "
         f"(env {ENV_IDLE_SECONDS}, default {DEFAULT_IDLE_SECONDS:g})",
     )
-    parser.add_argument(
-        "--grace-seconds",
-        metavar="SECONDS",
-        default=environ.get(ENV_GRACE_SECONDS, str(DEFAULT_GRACE_SECONDS)),
-        type=_number(float, 0, True, "--grace-seconds", ENV_GRACE_SECONDS),
-        help="on SIGTERM, how long the program may still run before it is stopped and its message "
-        f"handed back (env {ENV_GRACE_SECONDS}, default {DEFAULT_GRACE_SECONDS:g})",
-    )
+    _add_grace(parser, environ, "its message")
     _add_consumer_timeout(parser, environ, "the consumer argument x-consumer-timeout")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    _add_command(parser)
     parser.set_defaults(run=_run_coarse)
 
 
@@ -429,14 +416,7 @@ def _add_indexed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) ->
         default=environ.get(ENV_ITEMS_FORMAT, "auto"),
         help=f"items file format (auto: JSON when the name ends in .json; env {ENV_ITEMS_FORMAT})",
     )
-    parser.add_argument(
-        "--deliver",
-        type=Delivery,
-        choices=list(Delivery),
-        default=environ.get(ENV_DELIVERY, Delivery.AUTO),
-        help="how COMMAND gets the item: stdin, env ($WORK_ITEM), arg ({item}), file "
-        f"({{item_file}}); auto picks by placeholder, else stdin (env {ENV_DELIVERY})",
-    )
+    _add_deliver(parser, environ)
     parser.add_argument(
         "--write-item",
         metavar="PATH",
@@ -444,7 +424,7 @@ def _add_indexed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) ->
         help="write the item to PATH (e.g. in an emptyDir shared with the main container) and exit, "
         f"instead of running a command (env {ENV_WRITE_ITEM})",
     )
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    _add_command(parser)
     parser.set_defaults(run=_run_indexed)
 
 
