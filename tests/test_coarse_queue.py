@@ -9,6 +9,7 @@ ones that restart or reconfigure the broker start their own.
 import json
 import select
 import signal
+import struct
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,6 @@ from collections.abc import Mapping, Sequence
 import pika
 import pytest
 
-from jobworker.amqpqueue import items_digest
 from jobworker.constants import (
     AMQP_SEED_CHUNK,
     HEADER_ATTEMPTS,
@@ -25,6 +25,7 @@ from jobworker.constants import (
     AmqpNames,
     ExitCode,
 )
+from jobworker.items import items_digest
 from tests.support.processes import run_jobworker, start_jobworker, worker_env
 from tests.support.servers import RabbitServer, free_port, wait_until
 
@@ -405,7 +406,9 @@ def test_an_interrupted_seed_resumes_without_duplicates(tmp_path, rabbit_server,
     items_file = tmp_path / "items.txt"
     items_file.write_text("\n".join(items) + "\n")
     names = AmqpNames.for_queue(amqp_queue)
-    marker = names.seed_marker(items_digest([item.encode() for item in items], AMQP_SEED_CHUNK))
+    marker = names.seed_marker(
+        items_digest([item.encode() for item in items], prefix=struct.pack(">Q", AMQP_SEED_CHUNK))
+    )
 
     seeder = start_jobworker(["seed", "--queue", amqp_queue, "--file", str(items_file)], amqp_env)
     wait_until(

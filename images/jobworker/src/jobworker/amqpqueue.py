@@ -25,7 +25,6 @@ crashes in the middle of a commit; that window is the only one where a chunk cou
 """
 
 import contextlib
-import hashlib
 import logging
 import struct
 import time
@@ -53,6 +52,7 @@ from jobworker.constants import (
     ExitCode,
 )
 from jobworker.errors import JobWorkerError
+from jobworker.items import items_digest
 from jobworker.stopping import StopRequest
 
 log = logging.getLogger(__name__)
@@ -190,15 +190,6 @@ def validate_queue_name(name: str) -> str:
     if name.startswith("amq."):
         raise JobWorkerError(f"queue name {name!r} is reserved: RabbitMQ keeps names starting amq. to itself")
     return name
-
-
-def items_digest(items: Sequence[bytes], chunk: int) -> str:
-    """Identifies a list of items (order, boundaries and chunking included) across seed retries."""
-    digest = hashlib.sha256(struct.pack(">Q", chunk))
-    for item in items:
-        digest.update(struct.pack(">Q", len(item)))
-        digest.update(item)
-    return digest.hexdigest()
 
 
 def attempts_of(properties: pika.BasicProperties) -> int:
@@ -431,7 +422,7 @@ class AmqpQueue:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> SeedResult:
         """Publish the items as persistent messages, exactly once across retries (see the module doc)."""
-        digest = items_digest(items, AMQP_SEED_CHUNK)
+        digest = items_digest(items, prefix=struct.pack(">Q", AMQP_SEED_CHUNK))
         self._take_seed_lock(lock_seconds)
         created = self.declare(quorum, consumer_timeout)
         marker = self.names.seed_marker(digest)

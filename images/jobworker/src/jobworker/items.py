@@ -5,8 +5,11 @@ The charts render `items` from values as a JSON array (any string survives, newl
 `jobworker seed` and `jobworker indexed`.
 """
 
+import hashlib
 import json
+import struct
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -57,3 +60,13 @@ def read_items(path: str, items_format: ItemsFormat = "auto") -> list[bytes]:
     if items_format == "json" or (items_format == "auto" and path.endswith(".json")):
         return parse_json(data, source)
     return parse_lines(data)
+
+
+def items_digest(items: Sequence[bytes], prefix: bytes = b"") -> str:
+    """Identifies a list of items, order and boundaries included, so that a retried seed is
+    recognised; `prefix` mixes in what else makes two seeds different (a chunk size, say)."""
+    digest = hashlib.sha256(prefix)
+    for item in items:
+        digest.update(struct.pack(">Q", len(item)))
+        digest.update(item)
+    return digest.hexdigest()

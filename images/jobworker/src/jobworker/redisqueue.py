@@ -12,10 +12,8 @@ Acknowledging a batch and leasing the next one is a single script call: a worker
 trip per batch, not several per item as the Kubernetes docs' helper does.
 """
 
-import hashlib
 import logging
 import math
-import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from jobworker.constants import (
     RedisKeys,
 )
 from jobworker.errors import JobWorkerError
+from jobworker.items import items_digest
 
 log = logging.getLogger(__name__)
 
@@ -355,15 +354,6 @@ def _describe(url: str) -> str:
         return f"{parts.hostname}:{parts.port or 6379}"
     except ValueError:
         return "the given URL"
-
-
-def items_digest(items: Sequence[bytes]) -> str:
-    """Identifies a list of items (order and boundaries included) to recognise a retried seed."""
-    digest = hashlib.sha256()
-    for item in items:
-        digest.update(struct.pack(">Q", len(item)))
-        digest.update(item)
-    return digest.hexdigest()
 
 
 class RedisQueue:
