@@ -109,8 +109,10 @@ FORCE:
 
 .PHONY: demo
 demo: system-deps venv helm ## the docs' three examples end to end: on the current cluster, else locally
-	@if $(DOCKER) info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; \
-	 else echo "make demo: no Docker engine answers: pods will run as local processes"; fi
+	@if ! $(DOCKER) info >/dev/null 2>&1; then \
+	   echo "make demo: no Docker engine answers: pods will run as local processes"; \
+	 elif ! $(MAKE) --no-print-directory images; then \
+	   echo "make demo: make images failed (is $(PYTHON_IMAGE) reachable?): containers of missing images run as local processes"; fi
 	$(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
 .PHONY: clean
