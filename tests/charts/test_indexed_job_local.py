@@ -13,6 +13,7 @@ engine, its init container also runs from the real indexed-worker image.
 import copy
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,9 +21,9 @@ import pytest
 
 from jobworker.constants import ExitCode
 from tests.support.helm import Helm, chart_path
-from tests.support.images import BuiltImages, Mount, resolve_env, run_container, shared_directory
+from tests.support.images import BuiltImages
 from tests.support.processes import JOBWORKER
-from tests.support.rendered import LocalPod, Manifests, completion_index_fields, controller_env
+from tests.support.rendered import LocalPod, Manifests, completion_index_fields
 
 CHART = chart_path("indexed-job")
 TEST_POD = "demo-indexed-job-test-items"
@@ -133,23 +134,16 @@ def test_docs_example_with_the_real_init_container_image(
     built_images: BuiltImages, helm4: Helm, tmp_path: Path, index_source: str
 ):
     """The rendered init container in the real indexed-worker image (read-only root, no
-    capabilities, user 65532), with the rendered env and mounts; the main program, busybox's `rev`,
-    whose image cannot be pulled here, runs locally on what it wrote."""
+    capabilities, user 65532), with the rendered env and mounts (LocalPod.docker_containers); the
+    main program, busybox's `rev`, whose image cannot be pulled here, runs locally on what it wrote."""
     rendered = helm4.template(CHART, {**INIT_VARIANT, "indexSource": index_source})
     job = rendered.get("Job")
     (init,) = job["spec"]["template"]["spec"]["initContainers"]
     assert init["image"] == built_images["indexed-worker"]
     outputs = []
-    for index, pod in enumerate(job_pods(rendered, tmp_path)):
-        shared_directory(pod.volumes["input"])
-        mounts = [
-            Mount(pod.volumes[mount["name"]], mount["mountPath"], read_only=mount.get("readOnly", False))
-            for mount in init["volumeMounts"]
-            if mount["mountPath"] != "/tmp"  # run_container gives every container a tmpfs there
-        ]
-        env = resolve_env(controller_env(job, init), {"JOB_COMPLETION_INDEX": str(index)})
-        written = run_container(init["image"], command=init.get("command"), args=init.get("args", []),
-                                env=env, mounts=mounts)  # fmt: skip
+    for pod in job_pods(rendered, tmp_path):
+        (docker_init,), _ = pod.docker_containers()
+        written = subprocess.run(docker_init.argv, capture_output=True, timeout=120, check=False)
         assert written.returncode == 0, written.stderr
         result = pod.container("worker").run()
         assert result.returncode == 0, result.stderr

@@ -1,17 +1,18 @@
 """Building the worker images with `make images` and running them the way a pod would.
 
-`run_container` takes a container as a pod spec describes it: `command` replaces the image's
-ENTRYPOINT (as in Kubernetes), `args` follow it, `env` is a list of name/value pairs or a mapping,
-and `mounts` stand in for volumes. Every run has a read-only root filesystem with a tmpfs at /tmp
-(the charts' emptyDir), no capabilities and no privilege escalation, as the charts' restricted
-pods; the host network lets a container reach the servers the tests start on 127.0.0.1.
+`docker_run_argv` turns a container as a pod spec describes it into `docker run`: `command`
+replaces the image's ENTRYPOINT (as in Kubernetes), `args` follow it, `mounts` stand in for
+volumes (LocalPod.docker_containers in rendered.py fills them from a rendered pod). Every run has a
+read-only root filesystem with a tmpfs at /tmp (the charts' emptyDir), no capabilities and no
+privilege escalation, as the charts' restricted pods; the host network lets a container reach the
+servers the tests start on 127.0.0.1.
 """
 
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,53 +114,11 @@ class Mount:
         )
 
 
-EnvLike = Mapping[str, str] | Iterable[Mapping[str, str]] | Iterable[tuple[str, str]]
-
-
-def env_pairs(env: EnvLike | None) -> list[tuple[str, str]]:
-    """Accept a mapping, (name, value) pairs, or a pod spec's list of {name, value} entries."""
-    if env is None:
-        return []
-    if isinstance(env, Mapping):
-        return [(str(name), str(value)) for name, value in env.items()]
-    pairs = []
-    for entry in env:
-        if isinstance(entry, Mapping):
-            if "valueFrom" in entry:
-                raise ValueError(
-                    f"env {entry['name']} comes from valueFrom (a Secret, a field): give its value "
-                    "with resolve_env() first"
-                )
-            pairs.append((str(entry["name"]), str(entry.get("value", ""))))
-        else:
-            name, value = entry
-            pairs.append((str(name), str(value)))
-    return pairs
-
-
-def resolve_env(pod_env: Iterable[Mapping], values: Mapping[str, str]) -> list[dict[str, str]]:
-    """A pod spec's env list with each valueFrom entry replaced by `values[name]`.
-
-    The tests stand in for the kubelet: a Secret's or a field's value is whatever the test says it
-    is (e.g. REDIS_PASSWORD of its redis-server, JOB_COMPLETION_INDEX of the pod it plays).
-    """
-    resolved = []
-    for entry in pod_env:
-        name = str(entry["name"])
-        if "valueFrom" in entry:
-            if name not in values:
-                raise ValueError(f"env {name} comes from {entry['valueFrom']}: the test must give its value")
-            resolved.append({"name": name, "value": values[name]})
-        else:
-            resolved.append({"name": name, "value": str(entry.get("value", ""))})
-    return resolved
-
-
 def docker_run_argv(
     image: str,
     *,
     args: Sequence[str] = (),
-    env: EnvLike | None = None,
+    env: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
     mounts: Sequence[Mount] = (),
     user: str | None = None,
@@ -182,7 +141,7 @@ def docker_run_argv(
         argv += ["--tmpfs", "/tmp"]
     if user is not None:
         argv += ["--user", user]
-    for variable, value in env_pairs(env):
+    for variable, value in (env or {}).items():
         argv += ["--env", f"{variable}={value}"]
     for mount in mounts:
         argv += ["--mount", mount.option()]
@@ -199,23 +158,11 @@ def run_container(
     image: str,
     *,
     args: Sequence[str] = (),
-    env: EnvLike | None = None,
     command: Sequence[str] | None = None,
-    mounts: Sequence[Mount] = (),
-    user: str | None = None,
-    stdin: bytes | None = None,
     timeout: float = RUN_TIMEOUT,
-    read_only: bool = True,
 ) -> subprocess.CompletedProcess:
-    """Run the image once to completion and return its exit status, stdout and stderr (bytes)."""
-    argv = docker_run_argv(
-        image, args=args, env=env, command=command, mounts=mounts, user=user, read_only=read_only
+    """Run the image once to completion, as a restricted pod would; exit status, stdout and stderr."""
+    argv = docker_run_argv(image, args=args, command=command)
+    return subprocess.run(
+        argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=RUN_TIMEOUT, check=False
     )
-    return subprocess.run(argv, input=stdin or b"", capture_output=True, timeout=timeout, check=False)
-
-
-def shared_directory(path: Path) -> Path:
-    """A host directory any container user may write to, standing in for an emptyDir."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o1777)
-    return path
