@@ -157,9 +157,45 @@ def test_ct_yaml_lints_and_installs_the_charts():
     assert config["target-branch"] == "main"
     assert config["check-version-increment"] is True
     assert config["validate-maintainers"] is False
+    assert "--wait-for-jobs" in config["helm-extra-set-args"].split()
     extra = config["helm-extra-args"].split()
-    assert "--wait-for-jobs" in extra
     assert extra[extra.index("--timeout") + 1] == "600s"
+
+
+def ct_helm_commands(config: dict, release: str, chart: str, values: str, namespace: str) -> list[list[str]]:
+    """The helm commands `ct install` runs for one chart and values file, argument for argument.
+
+    As chart-testing v3.14.0's pkg/tool/helm.go builds them: helm-extra-args go to every command,
+    helm-extra-set-args to install and upgrade only (both split on white space, as ct does).
+    """
+    extra = config.get("helm-extra-args", "").split()
+    extra_set = config.get("helm-extra-set-args", "").split()
+    target = ["--namespace", namespace]
+    return [
+        ["install", release, chart, *target, "--wait", "--values", values, *extra, *extra_set],
+        ["upgrade", release, chart, *target, "--wait", "--values", values, *extra, *extra_set],
+        ["test", release, *target, *extra],
+        ["uninstall", release, *target, "--wait", *extra],
+    ]
+
+
+@pytest.mark.parametrize("command", ["install", "upgrade", "test", "uninstall"])
+def test_every_helm_command_of_ct_install_takes_ct_yaml_s_arguments(helm: Helm, command: str):
+    """Each command gets past its flags to the cluster: no flag of ct.yaml is refused by it.
+
+    Without a cluster (KUBECONFIG points nowhere) helm stops at its first call to the API server,
+    which it makes only after parsing every flag; an unknown flag stops it before.
+    """
+    config = yaml.safe_load((REPO / "ct.yaml").read_text())
+    values = ci_values_files("redis")[0]
+    commands = ct_helm_commands(config, "ct-release", str(chart_path("redis")), str(values), "ct-namespace")
+    args = next(args for args in commands if args[0] == command)
+
+    result = helm.run(*args, check=False)
+
+    assert result.returncode != 0
+    assert "unknown flag" not in result.stderr, f"helm {command} refuses an argument of ct.yaml: {result.stderr}"
+    assert "cluster unreachable" in result.stderr.lower(), result.stderr
 
 
 # --- README tables ---------------------------------------------------------------------------------
