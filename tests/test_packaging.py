@@ -5,6 +5,7 @@ file://, as fine-queue-job depends on redis), and on the repository's own charts
 """
 
 import os
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -106,3 +107,56 @@ def test_make_package_packages_every_chart_of_the_repository(tmp_path: Path):
         metadata = yaml.safe_load((directory / "Chart.yaml").read_text())
         expected.add(f"{metadata['name']}-{metadata['version']}.tgz")
     assert {path.name for path in dist.iterdir()} == expected
+
+
+# --- the release workflow's tag check ---------------------------------------------------------------
+def _app_version(chart_dir: Path) -> str:
+    return str(yaml.safe_load((chart_dir / "Chart.yaml").read_text())["appVersion"])
+
+
+def test_release_tag_check_passes_on_the_repository_s_own_charts():
+    """The tag of the worker version passes against the real charts, the broker charts included."""
+    import jobworker  # noqa: PLC0415 - the worker package, installed in the test environment
+
+    result = make("check-release-tag", f"RELEASE_TAG=v{jobworker.__version__}")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The broker charts carry their servers' versions, so checking every chart could never pass.
+    assert {_app_version(REPO_ROOT / "charts" / name) for name in ("redis", "rabbitmq")} & {
+        jobworker.__version__
+    } == set()
+
+
+def test_release_tag_check_covers_exactly_the_charts_of_worker_images():
+    result = make("-s", "--eval=print-worker-charts: ; @echo $(WORKER_CHARTS)", "print-worker-charts")
+    worker_charts = set(result.stdout.split())
+    images = {line.split("/")[-1].split(":")[0] for line in make("-s", "image-refs").stdout.split()}
+    with_worker_image = {
+        path.name
+        for path in CHARTS
+        if set(re.findall(r"ghcr\.io/jobworker/([a-z-]+)", (path / "values.yaml").read_text())) & images
+    }
+    assert worker_charts == with_worker_image == {"fine-queue-job", "coarse-queue-job", "indexed-job"}
+
+
+def test_release_tag_check_names_each_mismatch(tmp_path: Path):
+    result = make("check-release-tag", "RELEASE_TAG=v9.9.9")
+
+    assert result.returncode != 0
+    for name in ("fine-queue-job", "coarse-queue-job", "indexed-job"):
+        assert f"charts/{name}/Chart.yaml: appVersion 0.1.0 does not match the tag v9.9.9" in result.stderr
+    assert "the worker version" in result.stderr
+    assert "redis" not in result.stderr and "rabbitmq" not in result.stderr
+
+    # One worker chart left behind at an old appVersion fails the check, naming it alone.
+    copy = tmp_path / "charts"
+    for chart_dir in CHARTS:
+        (copy / chart_dir.name).mkdir(parents=True)
+        (copy / chart_dir.name / "Chart.yaml").write_text((chart_dir / "Chart.yaml").read_text())
+    stale = copy / "indexed-job" / "Chart.yaml"
+    stale.write_text(re.sub(r"(?m)^appVersion: .*$", 'appVersion: "0.0.9"', stale.read_text()))
+    current = "v" + _app_version(REPO_ROOT / "charts" / "fine-queue-job")
+    result = make("check-release-tag", f"RELEASE_TAG={current}", f"CHARTS_DIR={copy}")
+    assert result.returncode != 0
+    assert result.stderr.count("does not match") == 1
+    assert "indexed-job/Chart.yaml: appVersion 0.0.9 does not match" in result.stderr
