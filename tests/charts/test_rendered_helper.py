@@ -86,7 +86,9 @@ def test_environment_is_resolved_from_the_rendered_objects(tmp_path: Path):
 def test_volumes_are_materialised_and_mount_paths_mapped(tmp_path: Path):
     container = {
         "name": "main",
-        "command": [sys.executable, "-c", "pass"],
+        # The image's python, run as this checkout's: the checkout may itself lie under /tmp, a
+        # mount path that must be rewritten in arguments but never in the program's own path.
+        "command": ["python3", "-c", "pass"],
         "args": ["--list=/etc/conf/list.txt", "--scratch", "/tmp/x", "/etc/confx"],
         "env": [{"name": "SECRET_FILE", "value": "/run/creds/password"}],
         "volumeMounts": [
@@ -101,7 +103,9 @@ def test_volumes_are_materialised_and_mount_paths_mapped(tmp_path: Path):
         {"name": "tmp", "emptyDir": {}},
     ]
     spec = pod(container, volumes)
-    local = LocalPod(manifests(SECRET, CONFIG, spec), spec, tmp_path).container("main")
+    local = LocalPod(manifests(SECRET, CONFIG, spec), spec, tmp_path, programs={"python3": [sys.executable]}).container(
+        "main"
+    )
     root = tmp_path / "volumes"
     assert local.argv[3:] == [f"--list={root}/conf/list.txt", "--scratch", f"{root}/tmp/x", "/etc/confx"]
     assert (root / "conf" / "list.txt").read_text() == "a\nb\n"
