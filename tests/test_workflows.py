@@ -147,3 +147,18 @@ def test_one_action_has_one_sha_everywhere():
                 shas.setdefault(match.group(1), set()).add(f"{match.group(2)} {match.group(3)}")
     assert shas
     assert {action: pins for action, pins in shas.items() if len(pins) > 1} == {}
+
+
+def test_pytest_reports_the_slowest_tests(tmp_path: Path):
+    """CI logs show where the time goes: the repository's pytest settings list the 20 slowest."""
+    (tmp_path / "test_timed.py").write_text("def test_quick():\n    pass\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(tmp_path),
+         "-p", "no:cacheprovider", str(tmp_path / "test_timed.py")],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "slowest 20 durations" in result.stdout
