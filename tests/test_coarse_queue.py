@@ -26,7 +26,7 @@ from jobworker.constants import (
     ExitCode,
 )
 from jobworker.items import items_digest
-from tests.support.processes import run_jobworker, start_jobworker, worker_env
+from tests.support.processes import one_line_error, run_jobworker, start_jobworker, worker_env
 from tests.support.servers import RabbitServer, free_port, wait_until
 
 WAIT = "10"  # --wait for workers that should find a message at once
@@ -78,18 +78,18 @@ def take_all(server: RabbitServer, queue: str) -> list[tuple[bytes, dict]]:
         connection.close()
 
 
-def one_line_error(result: subprocess.CompletedProcess, *words: str, only: bool = True) -> str:
-    """The worker failed with status 1 and said why in one line naming `words`: its only line
-    (bad input is refused before anything happens), or with only=False its last."""
+def error_line(
+    result: subprocess.CompletedProcess, *words: str, status: ExitCode = ExitCode.ERROR, only: bool = True
+) -> str:
+    """The worker exited `status` and said why in one line naming `words`: its only line (bad input
+    is refused before anything happens), or with only=False its last."""
     stderr = result.stderr.decode()
-    assert result.returncode == ExitCode.ERROR, stderr
-    lines = stderr.strip().splitlines()
-    if only:
-        assert len(lines) == 1, stderr
-    assert " ERROR " in lines[-1], stderr
+    assert result.returncode == status, stderr
+    line = one_line_error(result) if only else stderr.strip().splitlines()[-1]
+    assert " ERROR " in line, stderr
     for word in words:
-        assert word in lines[-1], lines[-1]
-    return lines[-1]
+        assert word in line, line
+    return line
 
 
 def wait_for_line(process: subprocess.Popen, expected: bytes, timeout: float = 30) -> None:
@@ -195,7 +195,7 @@ def test_failed_item_without_a_dead_letter_exchange_stays_in_the_queue(rabbit_se
         connection.channel().queue_declare(amqp_queue, durable=True)
         connection.channel().basic_publish("", amqp_queue, b"doomed")
     result = coarse(amqp_env, amqp_queue, "false", options=["--max-attempts", "1"])
-    one_line_error(result, "cannot record the failure", "does not exist", "stays in queue", only=False)
+    error_line(result, "cannot record the failure", "does not exist", "stays in queue", only=False)
     assert ready(rabbit_server, amqp_queue) == 1
 
 
@@ -431,7 +431,7 @@ def test_seed_waits_for_another_seeder_of_the_same_queue(rabbit_server, amqp_env
     with rabbit_server.connection() as connection:  # the lock a running seeder holds
         connection.channel().queue_declare(AmqpNames.for_queue(amqp_queue).seeding, exclusive=True)
         blocked = run_jobworker(["seed", "--queue", amqp_queue, "--connect-timeout", "1", "x"], amqp_env)
-        one_line_error(blocked, "another `jobworker seed` is running")
+        error_line(blocked, "another `jobworker seed` is running")
     seed(amqp_env, amqp_queue, "x")
     assert ready(rabbit_server, amqp_queue) == 1
 
@@ -462,42 +462,55 @@ def test_seed_uses_a_queue_declared_by_hand_as_it_is(rabbit_server, amqp_env, am
 
 # --- bad input: one line, non-zero, nothing lost --------------------------------------------------
 @pytest.mark.parametrize(
-    ("change", "args", "words"),
+    ("change", "args", "words", "status"),
     [
-        ({"AMQP_PASSWORD": "wrong"}, [], ["refused the credentials", "jobworker-test"]),
-        ({"AMQP_USERNAME": ""}, [], ["no RabbitMQ user given"]),
-        ({"AMQP_PASSWORD": ""}, [], ["no password"]),
-        ({}, ["--queue", "no-such-queue"], ["queue 'no-such-queue' does not exist"]),
-        ({"AMQP_URL": "amqp://127.0.0.1:{port}/no-such-vhost"}, [], ["refused access to virtual host"]),
-        ({"AMQP_URL": "amqp://127.0.0.1:{free}/%2F"}, ["--connect-timeout", "1"], ["cannot reach RabbitMQ"]),
-        ({"AMQP_URL": "http://127.0.0.1:{port}/"}, [], ["bad AMQP URL", "amqp://"]),
-        ({}, ["--prefetch", "5"], ["--prefetch above 1 needs --drain"]),
-        ({}, ["--deliver", "arg"], ["needs {item}"]),
+        ({"AMQP_PASSWORD": "wrong"}, [], ["refused the credentials", "jobworker-test"], ExitCode.ERROR),
+        ({"AMQP_USERNAME": ""}, [], ["no RabbitMQ user given"], ExitCode.USAGE),
+        ({"AMQP_PASSWORD": ""}, [], ["no password"], ExitCode.USAGE),
+        ({}, ["--queue", "no-such-queue"], ["queue 'no-such-queue' does not exist"], ExitCode.ERROR),
+        ({"AMQP_URL": "amqp://127.0.0.1:{port}/no-such-vhost"}, [], ["refused access to virtual host"], ExitCode.ERROR),
+        ({"AMQP_URL": "http://127.0.0.1:{port}/"}, [], ["bad AMQP URL", "amqp://"], ExitCode.USAGE),
+        ({}, ["--prefetch", "5"], ["--prefetch above 1 needs --drain"], ExitCode.USAGE),
+        ({}, ["--deliver", "arg"], ["needs {item}"], ExitCode.USAGE),
     ],
-    ids=["password", "no-user", "no-password", "queue", "vhost", "unreachable", "url", "prefetch", "deliver"],
+    ids=["password", "no-user", "no-password", "queue", "vhost", "url", "prefetch", "deliver"],
 )
-def test_bad_input_is_one_line_and_loses_nothing(rabbit_server, amqp_queue, change, args, words):
+def test_bad_input_is_one_line_and_loses_nothing(rabbit_server, amqp_queue, change, args, words, status):
     seed(rabbit_server.env(), amqp_queue, "precious")
     env = {**rabbit_server.env(), **change}
-    env = {k: v.format(port=rabbit_server.port, free=free_port()) for k, v in env.items()}
+    env = {k: v.format(port=rabbit_server.port) for k, v in env.items()}
     result = run_jobworker(["coarse", "--queue", amqp_queue, "--wait", "1", *args, "--", "cat"], env)
-    one_line_error(result, *words)
+    error_line(result, *words, status=status)
+    assert ready(rabbit_server, amqp_queue) == 1
+
+
+def test_an_unreachable_broker_is_announced_then_one_error(rabbit_server, amqp_queue):
+    """The connect timeout's wait is not silent: one line says what is awaited and for how long."""
+    seed(rabbit_server.env(), amqp_queue, "precious")
+    env = {**rabbit_server.env(), "AMQP_URL": f"amqp://127.0.0.1:{free_port()}/%2F"}
+    result = run_jobworker(["coarse", "--queue", amqp_queue, "--connect-timeout", "1", "--", "cat"], env)
+    error_line(result, "cannot reach RabbitMQ", only=False)
+    waiting, error = result.stderr.decode().strip().splitlines()
+    assert "RabbitMQ at 127.0.0.1:" in waiting
+    assert "does not answer yet" in waiting and "waiting up to 1 s for it" in waiting
     assert ready(rabbit_server, amqp_queue) == 1
 
 
 def test_an_empty_command_is_refused(rabbit_server, amqp_env, amqp_queue):
     seed(amqp_env, amqp_queue, "precious")
-    one_line_error(run_jobworker(["coarse", "--queue", amqp_queue], amqp_env), "no command given")
-    one_line_error(run_jobworker(["coarse", "--queue", amqp_queue, "--", ""], amqp_env), "no command given")
+    for command in ([], ["--", ""]):
+        result = run_jobworker(["coarse", "--queue", amqp_queue, *command], amqp_env)
+        error_line(result, "no command given", status=ExitCode.USAGE)
     assert ready(rabbit_server, amqp_queue) == 1
 
 
 def test_bad_seed_and_status_input(rabbit_server, amqp_env, amqp_queue):
-    one_line_error(run_jobworker(["seed", "--queue", amqp_queue, "--no-seal", "x"], amqp_env), "--no-seal")
-    one_line_error(run_jobworker(["status", "--queue", amqp_queue], amqp_env), "does not exist")
-    one_line_error(run_jobworker(["seed", "--queue", "amq.reserved", "x"], amqp_env), "reserved")
+    usage = ExitCode.USAGE
+    error_line(run_jobworker(["seed", "--queue", amqp_queue, "--no-seal", "x"], amqp_env), "--no-seal", status=usage)
+    error_line(run_jobworker(["status", "--queue", amqp_queue], amqp_env), "does not exist")
+    error_line(run_jobworker(["seed", "--queue", "amq.reserved", "x"], amqp_env), "reserved", status=usage)
     redis_only = {k: v for k, v in amqp_env.items() if k != "AMQP_URL"}
-    one_line_error(run_jobworker(["seed", "--queue", amqp_queue, "--quorum", "x"], redis_only), "--amqp-url")
+    error_line(run_jobworker(["seed", "--queue", amqp_queue, "--quorum", "x"], redis_only), "--amqp-url", status=usage)
     assert ready(rabbit_server, amqp_queue) is None
 
 
@@ -518,4 +531,4 @@ def test_coarse_runs_without_redis_py_and_says_when_pika_is_missing(rabbit_serve
     missing = subprocess.run(
         [*_without("pika"), *args], env=worker_env(amqp_env), capture_output=True, check=False
     )
-    one_line_error(missing, "no RabbitMQ support", "jobworker[amqp]")
+    error_line(missing, "no RabbitMQ support", "jobworker[amqp]")

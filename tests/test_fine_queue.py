@@ -5,6 +5,7 @@ import collections
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from jobworker.redisqueue import RedisQueue
 from tests.support.docs_protocol import drain_like_the_docs
 from tests.support.handlers import read_records
-from tests.support.processes import run_jobworker, start_jobworker
+from tests.support.processes import one_line_error, run_jobworker, start_jobworker
 from tests.support.servers import RedisServer, free_port, wait_until
 
 FRUIT = ["apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon", "orange", "pickle"]
@@ -453,22 +454,32 @@ def test_a_redis_restart_mid_run_loses_nothing(redis_server, redis_env, tmp_path
 
 
 # --- bad input -------------------------------------------------------------------------------------
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1, lines
-    assert "Traceback" not in lines[0]
-    return lines[0]
-
-
-def test_unreachable_redis_is_one_line_after_bounded_retries():
+def test_unreachable_redis_is_announced_then_one_error_after_bounded_retries():
     url = f"redis://127.0.0.1:{free_port()}/0"
     started = time.monotonic()
     result = run_jobworker(
         ["fine", "--queue", "q", "--connect-timeout", "2", "--", "true"], {"REDIS_URL": url}
     )
     assert result.returncode == 1
-    assert "cannot reach Redis at 127.0.0.1:" in one_line_error(result)
+    waiting, error = result.stderr.decode().strip().splitlines()
+    assert "Redis at 127.0.0.1:" in waiting
+    assert "does not answer yet" in waiting and "waiting up to 2 s for it" in waiting
+    assert "cannot reach Redis at 127.0.0.1:" in error
     assert time.monotonic() - started >= 2, "gave up without retrying"
+
+
+def test_the_wait_for_redis_is_announced_at_its_start():
+    """The line comes when the wait begins, not after the connect timeout's 60 s."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    worker = start_jobworker(["fine", "--queue", "q", "--", "true"], {"REDIS_URL": url})
+    try:
+        assert worker.stderr is not None
+        ready_to_read, _, _ = select.select([worker.stderr], [], [], 20)
+        assert ready_to_read, "nothing said within 20 s of a 60 s wait"
+        assert b"waiting up to 60 s for it" in worker.stderr.readline()
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 def test_a_wrong_password_is_one_line(redis_env):
@@ -491,23 +502,23 @@ def test_a_key_of_the_wrong_type_is_one_line(redis_server, redis_env):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "status"),
     [
-        (["--handler", "no_such_module:run"], "cannot import handler module 'no_such_module'"),
-        (["--handler", "jobworker.handlers:nothing"], "has no attribute 'nothing'"),
-        (["--handler", "justamodule"], "is not of the form MODULE:FUNCTION"),
-        ([], "no command given"),
-        (["--"], "no command given"),
-        (["--", "no-such-program-here"], "command not found: no-such-program-here"),
-        (["--handler", "jobworker.handlers:noop", "--", "true"], "not both"),
-        (["--deliver", "arg", "--", "echo"], "needs {item}"),
-        (["--max-attempts", "0", "--", "true"], "'0' is not an integer at least 1"),
-        (["--lease-seconds", "0", "--", "true"], "'0' is not a number greater than 0"),
+        (["--handler", "no_such_module:run"], "cannot import handler module 'no_such_module'", 1),
+        (["--handler", "jobworker.handlers:nothing"], "has no attribute 'nothing'", 1),
+        (["--handler", "justamodule"], "is not of the form MODULE:FUNCTION", 2),
+        ([], "no command given", 2),
+        (["--"], "no command given", 2),
+        (["--", "no-such-program-here"], "command not found: no-such-program-here", 1),
+        (["--handler", "jobworker.handlers:noop", "--", "true"], "not both", 2),
+        (["--deliver", "arg", "--", "echo"], "needs {item}", 2),
+        (["--max-attempts", "0", "--", "true"], "'0' is not an integer at least 1", 2),
+        (["--lease-seconds", "0", "--", "true"], "'0' is not a number greater than 0", 2),
     ],
 )
-def test_bad_worker_options_are_one_line(redis_env, args, message):
+def test_bad_worker_options_are_one_line(redis_env, args, message, status):
     result = fine(redis_env, "q", *args)
-    assert result.returncode in (1, 2)
+    assert result.returncode == status
     assert message in one_line_error(result)
 
 
@@ -520,7 +531,7 @@ def test_a_bad_option_from_the_environment_names_the_variable(redis_env):
 @pytest.mark.parametrize("name", ["", "with{brace}"])
 def test_bad_queue_names_are_one_line(redis_env, name):
     result = run_jobworker(["status", "--queue", name], redis_env)
-    assert result.returncode == 1
+    assert result.returncode == 2
     one_line_error(result)
 
 

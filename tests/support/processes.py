@@ -53,3 +53,12 @@ def start_jobworker(
     popen.setdefault("stdout", subprocess.PIPE)
     popen.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen([*JOBWORKER, *args], env=worker_env(env), **popen)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The one line a refused run prints on stderr: no traceback, and the program never ran."""
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "Traceback" not in lines[0]
+    assert result.stdout == b"", result.stdout
+    return lines[0]

@@ -51,7 +51,7 @@ from jobworker.constants import (
     AmqpNames,
     ExitCode,
 )
-from jobworker.errors import JobWorkerError
+from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import items_digest
 from jobworker.stopping import StopRequest
 
@@ -89,16 +89,16 @@ def broker_from(url: str, environ: Mapping[str, str], connect_timeout: float, co
             raise ValueError("the scheme must be amqp:// or amqps://")
         parameters = pika.URLParameters(url)
     except ValueError as error:
-        raise JobWorkerError(f"bad AMQP URL {_without_password(url)!r}: {error}") from None
+        raise UsageError(f"bad AMQP URL {_without_password(url)!r}: {error}") from None
     username = unquote(parts.username) if parts.username else environ.get(ENV_AMQP_USERNAME, "")
     password = unquote(parts.password) if parts.password else environ.get(ENV_AMQP_PASSWORD, "")
     if not username:
-        raise JobWorkerError(
+        raise UsageError(
             f"no RabbitMQ user given: set {ENV_AMQP_USERNAME} and {ENV_AMQP_PASSWORD} "
             "(or put them in the URL); the guest user is never assumed"
         )
     if not password:
-        raise JobWorkerError(f"no password for RabbitMQ user {username!r}: set {ENV_AMQP_PASSWORD}")
+        raise UsageError(f"no password for RabbitMQ user {username!r}: set {ENV_AMQP_PASSWORD}")
     parameters.credentials = pika.PlainCredentials(username, password)
     given = parse_qs(parts.query)
     if "socket_timeout" not in given:
@@ -137,6 +137,7 @@ def connect(broker: Broker, stop: StopRequest | None = None) -> pika.BlockingCon
     quiet_pika()
     deadline = time.monotonic() + broker.connect_timeout
     delay = CONNECT_BACKOFF_BASE
+    announced = False  # a line at the first failure, so that the wait is not silent
     while True:
         try:
             return pika.BlockingConnection(broker.parameters)
@@ -157,6 +158,14 @@ def connect(broker: Broker, stop: StopRequest | None = None) -> pika.BlockingCon
         if remaining <= 0:
             raise JobWorkerError(
                 f"cannot reach RabbitMQ at {broker.location} after {broker.connect_timeout:g} s: {reason}"
+            )
+        if not announced:
+            announced = True
+            log.info(
+                "RabbitMQ at %s does not answer yet (%s): waiting up to %g s for it",
+                broker.location,
+                reason,
+                broker.connect_timeout,
             )
         log.debug("RabbitMQ at %s not reachable (%s); retrying", broker.location, reason)
         wait = min(delay, remaining)
@@ -184,11 +193,11 @@ def describe(error: BaseException) -> str:
 
 def validate_queue_name(name: str) -> str:
     if not name:
-        raise JobWorkerError("no queue name given (--queue or QUEUE_NAME)")
+        raise UsageError("no queue name given (--queue or QUEUE_NAME)")
     if len(name.encode()) > AMQP_MAX_QUEUE_NAME:
-        raise JobWorkerError(f"queue name {name[:40]!r}... is longer than {AMQP_MAX_QUEUE_NAME} bytes")
+        raise UsageError(f"queue name {name[:40]!r}... is longer than {AMQP_MAX_QUEUE_NAME} bytes")
     if name.startswith("amq."):
-        raise JobWorkerError(f"queue name {name!r} is reserved: RabbitMQ keeps names starting amq. to itself")
+        raise UsageError(f"queue name {name!r} is reserved: RabbitMQ keeps names starting amq. to itself")
     return name
 
 

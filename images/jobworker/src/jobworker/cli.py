@@ -55,7 +55,7 @@ from jobworker.constants import (
     AmqpNames,
     ExitCode,
 )
-from jobworker.errors import JobWorkerError
+from jobworker.errors import JobWorkerError, UsageError
 from jobworker.handlers import load_handler
 from jobworker.items import ITEMS_FORMATS, read_items
 from jobworker.logs import preview, setup_logging
@@ -205,7 +205,7 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         default=environ.get(ENV_LEASE_SECONDS, str(DEFAULT_LEASE_SECONDS)),
         type=_number(float, 0, False, "--lease-seconds", ENV_LEASE_SECONDS),
         help="a lease not renewed for this long is taken back from a worker presumed "
-        f"dead (default {DEFAULT_LEASE_SECONDS:g})",
+        f"dead (env {ENV_LEASE_SECONDS}, default {DEFAULT_LEASE_SECONDS:g})",
     )
     _add_max_attempts(parser, environ, "the failed list")
     parser.add_argument(
@@ -213,8 +213,8 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         metavar="N",
         default=environ.get(ENV_BATCH_SIZE),
         type=_number(int, 1, True, "--batch-size", ENV_BATCH_SIZE),
-        help=f"items leased at once (default {DEFAULT_BATCH_SIZE_COMMAND} with a command, "
-        f"{DEFAULT_BATCH_SIZE_HANDLER} with a handler)",
+        help=f"items leased at once (env {ENV_BATCH_SIZE}, default {DEFAULT_BATCH_SIZE_COMMAND} with a "
+        f"command, {DEFAULT_BATCH_SIZE_HANDLER} with a handler)",
     )
     _add_wait(parser, environ, "on an open (unsealed) queue, give up (exit 4) after this long without work")
     parser.add_argument(
@@ -471,7 +471,7 @@ def _run_fine(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
 
     command = _command_of(args)
     if args.handler and command:
-        raise JobWorkerError("give either --handler or a command after --, not both")
+        raise UsageError("give either --handler or a command after --, not both")
     stop = StopRequest()
     if args.handler:
         processor = HandlerProcessor(load_handler(args.handler), stop, DEFAULT_PROGRESS_SECONDS)
@@ -504,11 +504,11 @@ def _run_fine(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
 
 def _read_seed_items(args: argparse.Namespace) -> list[bytes]:
     if args.file and args.items:
-        raise JobWorkerError("give items either with --file or on the command line, not both")
+        raise UsageError("give items either with --file or on the command line, not both")
     if args.file:
         return read_items(args.file, args.format)
     if not args.items:
-        raise JobWorkerError("no items given: pass them as arguments or with --file")
+        raise UsageError("no items given: pass them as arguments or with --file")
     return [os.fsencode(item) for item in args.items]
 
 
@@ -595,14 +595,14 @@ def _uses_amqp(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
         for option, given in (("--quorum", getattr(args, "quorum", False)),
                               ("--consumer-timeout", getattr(args, "consumer_timeout", None))):  # fmt: skip
             if given:
-                raise JobWorkerError(
+                raise UsageError(
                     f"{option} applies to RabbitMQ queues: give --amqp-url (or {ENV_AMQP_URL})"
                 )
         return False
     if args.redis_url != environ.get(ENV_REDIS_URL, DEFAULT_REDIS_URL):
-        raise JobWorkerError("give either --amqp-url (RabbitMQ) or --redis-url (Redis), not both")
+        raise UsageError("give either --amqp-url (RabbitMQ) or --redis-url (Redis), not both")
     if getattr(args, "seal", True) is False:
-        raise JobWorkerError("--no-seal applies to Redis queues: RabbitMQ queues have no end-of-input marker")
+        raise UsageError("--no-seal applies to Redis queues: RabbitMQ queues have no end-of-input marker")
     return True
 
 
@@ -620,7 +620,7 @@ def _run_coarse(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCod
     command = _command_of(args)
     check_command(command)
     if args.prefetch > 1 and not args.drain:
-        raise JobWorkerError("--prefetch above 1 needs --drain: a one-message worker takes exactly one")
+        raise UsageError("--prefetch above 1 needs --drain: a one-message worker takes exactly one")
 
     def runner_for(stop: StopRequest) -> CommandRunner:
         return CommandRunner(command, args.deliver, stop, args.grace_seconds)
@@ -718,9 +718,9 @@ def _run_indexed(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     command = _command_of(args)
     if args.write_item:
         if command:
-            raise JobWorkerError("give either --write-item or a command after --, not both")
+            raise UsageError("give either --write-item or a command after --, not both")
         if not args.items_file:
-            raise JobWorkerError(f"--write-item needs an items file (--items-file / env {ENV_ITEMS_FILE})")
+            raise UsageError(f"--write-item needs an items file (--items-file / env {ENV_ITEMS_FILE})")
     else:
         check_command(command)
         indexed.check_delivery(command, args.deliver, has_items=bool(args.items_file))

@@ -14,3 +14,15 @@ class JobWorkerError(Exception):
     def __init__(self, message: str, exit_code: ExitCode = ExitCode.ERROR) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class UsageError(JobWorkerError):
+    """A command line that cannot work as given: a missing, malformed or conflicting option.
+
+    Options may come from environment variables; those count as the command line too. Running
+    again cannot fix it, so it exits 2 (ExitCode.USAGE), as argparse does for its own checks, and
+    the charts' podFailurePolicy fails the Job at once on that status instead of retrying.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.USAGE)

@@ -8,7 +8,7 @@ work itself.
 import importlib
 from collections.abc import Callable
 
-from jobworker.errors import JobWorkerError
+from jobworker.errors import JobWorkerError, UsageError
 
 Handler = Callable[[bytes], object]
 
@@ -21,7 +21,7 @@ def load_handler(spec: str) -> Handler:
     """Import `package.module:function`, with one-line errors for each way that can go wrong."""
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise JobWorkerError(f"handler {spec!r} is not of the form MODULE:FUNCTION")
+        raise UsageError(f"handler {spec!r} is not of the form MODULE:FUNCTION")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

@@ -28,7 +28,7 @@ from jobworker.constants import (
     PLACEHOLDER_ITEM_FILE,
     ExitCode,
 )
-from jobworker.errors import JobWorkerError
+from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import ItemsFormat, read_items
 from jobworker.logs import preview
 from jobworker.runner import CommandRunner, Delivery, Outcome, describe_status
@@ -123,13 +123,13 @@ def check_delivery(command: Sequence[str], delivery: Delivery, has_items: bool) 
         return
     wanted = [p for p in (PLACEHOLDER_ITEM, PLACEHOLDER_ITEM_FILE) if any(p in arg for arg in command)]
     if wanted:
-        raise JobWorkerError(
+        raise UsageError(
             f"the command uses {wanted[0]} but no items file is given (--items-file / env "
             f"{ENV_ITEMS_FILE}); without one the command gets only {PLACEHOLDER_INDEX} and "
             f"${ENV_JOB_COMPLETION_INDEX}"
         )
     if delivery is not Delivery.AUTO:
-        raise JobWorkerError(
+        raise UsageError(
             f"item delivery {delivery!s} needs an items file (--items-file / env {ENV_ITEMS_FILE})"
         )
 

@@ -30,7 +30,7 @@ from jobworker.constants import (
     STATE_SEALED,
     RedisKeys,
 )
-from jobworker.errors import JobWorkerError
+from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import items_digest
 
 log = logging.getLogger(__name__)
@@ -275,9 +275,9 @@ class SeedResult:
 
 def validate_queue_name(name: str) -> str:
     if not name:
-        raise JobWorkerError("no queue name given (--queue or QUEUE_NAME)")
+        raise UsageError("no queue name given (--queue or QUEUE_NAME)")
     if "{" in name or "}" in name:
-        raise JobWorkerError(f"queue name {name!r} must not contain braces: they select Redis Cluster slots")
+        raise UsageError(f"queue name {name!r} must not contain braces: they select Redis Cluster slots")
     return name
 
 
@@ -315,7 +315,7 @@ def connect(url: str, password: str | None = None, timeout: float = DEFAULT_CONN
             url, **credentials, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
         )
     except ValueError as error:
-        raise JobWorkerError(f"bad Redis URL {url!r}: {error}") from None
+        raise UsageError(f"bad Redis URL {url!r}: {error}") from None
     _first_contact(probe, _describe(url), timeout, refused_hint=not password and not urlsplit(url).password)
     probe.close()
     return client
@@ -324,6 +324,7 @@ def connect(url: str, password: str | None = None, timeout: float = DEFAULT_CONN
 def _first_contact(probe: redis.Redis, location: str, timeout: float, refused_hint: bool) -> None:
     deadline = time.monotonic() + timeout
     delay = RETRY_BACKOFF_BASE
+    announced = False  # a line at the first failure, so that the wait is not silent
     while True:
         try:
             probe.ping()
@@ -340,6 +341,9 @@ def _first_contact(probe: redis.Redis, location: str, timeout: float, refused_hi
                 raise JobWorkerError(
                     f"cannot reach Redis at {location} after {timeout:g} s: {error}"
                 ) from None
+            if not announced:
+                log.info("Redis at %s does not answer yet (%s): waiting up to %g s for it", location, error, timeout)
+                announced = True
             log.debug("Redis at %s does not answer yet (%s); retrying in %.1f s", location, error, delay)
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, RETRY_BACKOFF_CAP)

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import IO
 
 from jobworker.constants import ENV_WORK_ITEM, PLACEHOLDER_ITEM, PLACEHOLDER_ITEM_FILE
-from jobworker.errors import JobWorkerError
+from jobworker.errors import JobWorkerError, UsageError
 from jobworker.stopping import StopRequest
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Outcome:
 def check_command(argv: Sequence[str]) -> None:
     """Fail before any item is leased when the program cannot possibly run."""
     if not argv or not argv[0].strip():
-        raise JobWorkerError("no command given: put the program and its arguments after --")
+        raise UsageError("no command given: put the program and its arguments after --")
     if shutil.which(argv[0]) is None:
         raise JobWorkerError(f"command not found: {argv[0]}")
 
@@ -68,9 +68,9 @@ def resolve_delivery(requested: Delivery, argv: Sequence[str]) -> Delivery:
             return Delivery.ARG
         return Delivery.FILE if has_item_file else Delivery.STDIN
     if requested is Delivery.ARG and not has_item:
-        raise JobWorkerError(f"item delivery 'arg' needs {PLACEHOLDER_ITEM} in the command's arguments")
+        raise UsageError(f"item delivery 'arg' needs {PLACEHOLDER_ITEM} in the command's arguments")
     if requested is Delivery.FILE and not has_item_file:
-        raise JobWorkerError(f"item delivery 'file' needs {PLACEHOLDER_ITEM_FILE} in the command's arguments")
+        raise UsageError(f"item delivery 'file' needs {PLACEHOLDER_ITEM_FILE} in the command's arguments")
     return requested
 
 
