@@ -36,7 +36,12 @@ USAGE_ERRORS = [
     ("indexed", {}, ["--index", "0", "--", "rev", "{item}"], "no items file"),
     ("indexed", {}, ["--index", "0", "--write-item", "/nonexistent/x"], "--write-item needs an items file"),
     ("seed", REDIS, ["--queue", "q"], "no items given"),
-    ("seed", REDIS, ["--queue", "q", "--file", "items.txt", "a"], "either with --file or on the command line"),
+    (
+        "seed",
+        REDIS,
+        ["--queue", "q", "--file", "items.txt", "a"],
+        "either with --file or on the command line",
+    ),
     ("seed", REDIS, ["--queue", "q", "--quorum", "a"], "--quorum applies to RabbitMQ queues"),
     ("seed", {**AMQP, **REDIS}, ["--queue", "q", "--redis-url", "redis://other:1", "a"], "not both"),
     ("seed", AMQP, ["--queue", "q", "--no-seal", "a"], "--no-seal applies to Redis queues"),
@@ -64,11 +69,13 @@ def test_a_bad_command_line_exits_2_in_one_line(subcommand, env, args, message, 
 def test_every_subcommand_is_covered():
     from jobworker.cli import build_parser  # noqa: PLC0415
 
-    subparsers = build_parser({})._subparsers._group_actions[0].choices  # noqa: SLF001
+    subparsers = build_parser({})._subparsers._group_actions[0].choices
     assert {case[0] for case in USAGE_ERRORS} == set(subparsers)
 
 
-@pytest.mark.parametrize("subcommand", ["fine", "coarse", "indexed", "seed", "status", "seal", "requeue-failed"])
+@pytest.mark.parametrize(
+    "subcommand", ["fine", "coarse", "indexed", "seed", "status", "seal", "requeue-failed"]
+)
 def test_an_unknown_option_exits_2_in_one_line(subcommand):
     result = run_jobworker([subcommand, "--no-such-option"])
     assert result.returncode == ExitCode.USAGE
@@ -79,13 +86,15 @@ def test_an_unknown_option_exits_2_in_one_line(subcommand):
 COMMAND_LINE_ONLY = {"--help", "--index", "--file", "--format", "--no-seal", "--json"}
 
 
-@pytest.mark.parametrize("subcommand", ["fine", "coarse", "indexed", "seed", "status", "seal", "requeue-failed"])
+@pytest.mark.parametrize(
+    "subcommand", ["fine", "coarse", "indexed", "seed", "status", "seal", "requeue-failed"]
+)
 def test_help_names_the_variable_of_every_option(subcommand):
     """Every option can come from the environment, so its help says from which variable."""
     from jobworker.cli import build_parser  # noqa: PLC0415
 
-    subparsers = build_parser({})._subparsers._group_actions[0].choices  # noqa: SLF001
-    for action in subparsers[subcommand]._actions:  # noqa: SLF001
+    subparsers = build_parser({})._subparsers._group_actions[0].choices
+    for action in subparsers[subcommand]._actions:
         option = max(action.option_strings, key=len, default=None)
         if option is None or option in COMMAND_LINE_ONLY:
             continue

@@ -462,24 +462,29 @@ def test_seed_uses_a_queue_declared_by_hand_as_it_is(rabbit_server, amqp_env, am
 
 # --- bad input: one line, non-zero, nothing lost --------------------------------------------------
 @pytest.mark.parametrize(
-    ("change", "args", "words", "status"),
+    ("change", "args", "outcome"),
     [
-        ({"AMQP_PASSWORD": "wrong"}, [], ["refused the credentials", "jobworker-test"], ExitCode.ERROR),
-        ({"AMQP_USERNAME": ""}, [], ["no RabbitMQ user given"], ExitCode.USAGE),
-        ({"AMQP_PASSWORD": ""}, [], ["no password"], ExitCode.USAGE),
-        ({}, ["--queue", "no-such-queue"], ["queue 'no-such-queue' does not exist"], ExitCode.ERROR),
-        ({"AMQP_URL": "amqp://127.0.0.1:{port}/no-such-vhost"}, [], ["refused access to virtual host"], ExitCode.ERROR),
-        ({"AMQP_URL": "http://127.0.0.1:{port}/"}, [], ["bad AMQP URL", "amqp://"], ExitCode.USAGE),
-        ({}, ["--prefetch", "5"], ["--prefetch above 1 needs --drain"], ExitCode.USAGE),
-        ({}, ["--deliver", "arg"], ["needs {item}"], ExitCode.USAGE),
+        ({"AMQP_PASSWORD": "wrong"}, [], (ExitCode.ERROR, ["refused the credentials", "jobworker-test"])),
+        ({"AMQP_USERNAME": ""}, [], (ExitCode.USAGE, ["no RabbitMQ user given"])),
+        ({"AMQP_PASSWORD": ""}, [], (ExitCode.USAGE, ["no password"])),
+        ({}, ["--queue", "no-such-queue"], (ExitCode.ERROR, ["queue 'no-such-queue' does not exist"])),
+        (
+            {"AMQP_URL": "amqp://127.0.0.1:{port}/no-such-vhost"},
+            [],
+            (ExitCode.ERROR, ["refused access to virtual host"]),
+        ),
+        ({"AMQP_URL": "http://127.0.0.1:{port}/"}, [], (ExitCode.USAGE, ["bad AMQP URL", "amqp://"])),
+        ({}, ["--prefetch", "5"], (ExitCode.USAGE, ["--prefetch above 1 needs --drain"])),
+        ({}, ["--deliver", "arg"], (ExitCode.USAGE, ["needs {item}"])),
     ],
     ids=["password", "no-user", "no-password", "queue", "vhost", "url", "prefetch", "deliver"],
 )
-def test_bad_input_is_one_line_and_loses_nothing(rabbit_server, amqp_queue, change, args, words, status):
+def test_bad_input_is_one_line_and_loses_nothing(rabbit_server, amqp_queue, change, args, outcome):
     seed(rabbit_server.env(), amqp_queue, "precious")
     env = {**rabbit_server.env(), **change}
     env = {k: v.format(port=rabbit_server.port) for k, v in env.items()}
     result = run_jobworker(["coarse", "--queue", amqp_queue, "--wait", "1", *args, "--", "cat"], env)
+    status, words = outcome
     error_line(result, *words, status=status)
     assert ready(rabbit_server, amqp_queue) == 1
 
@@ -490,9 +495,10 @@ def test_an_unreachable_broker_is_announced_then_one_error(rabbit_server, amqp_q
     env = {**rabbit_server.env(), "AMQP_URL": f"amqp://127.0.0.1:{free_port()}/%2F"}
     result = run_jobworker(["coarse", "--queue", amqp_queue, "--connect-timeout", "1", "--", "cat"], env)
     error_line(result, "cannot reach RabbitMQ", only=False)
-    waiting, error = result.stderr.decode().strip().splitlines()
+    waiting, _ = result.stderr.decode().strip().splitlines()
     assert "RabbitMQ at 127.0.0.1:" in waiting
-    assert "does not answer yet" in waiting and "waiting up to 1 s for it" in waiting
+    assert "does not answer yet" in waiting
+    assert "waiting up to 1 s for it" in waiting
     assert ready(rabbit_server, amqp_queue) == 1
 
 
@@ -506,11 +512,17 @@ def test_an_empty_command_is_refused(rabbit_server, amqp_env, amqp_queue):
 
 def test_bad_seed_and_status_input(rabbit_server, amqp_env, amqp_queue):
     usage = ExitCode.USAGE
-    error_line(run_jobworker(["seed", "--queue", amqp_queue, "--no-seal", "x"], amqp_env), "--no-seal", status=usage)
+    error_line(
+        run_jobworker(["seed", "--queue", amqp_queue, "--no-seal", "x"], amqp_env), "--no-seal", status=usage
+    )
     error_line(run_jobworker(["status", "--queue", amqp_queue], amqp_env), "does not exist")
     error_line(run_jobworker(["seed", "--queue", "amq.reserved", "x"], amqp_env), "reserved", status=usage)
     redis_only = {k: v for k, v in amqp_env.items() if k != "AMQP_URL"}
-    error_line(run_jobworker(["seed", "--queue", amqp_queue, "--quorum", "x"], redis_only), "--amqp-url", status=usage)
+    error_line(
+        run_jobworker(["seed", "--queue", amqp_queue, "--quorum", "x"], redis_only),
+        "--amqp-url",
+        status=usage,
+    )
     assert ready(rabbit_server, amqp_queue) is None
 
 

@@ -463,7 +463,8 @@ def test_unreachable_redis_is_announced_then_one_error_after_bounded_retries():
     assert result.returncode == 1
     waiting, error = result.stderr.decode().strip().splitlines()
     assert "Redis at 127.0.0.1:" in waiting
-    assert "does not answer yet" in waiting and "waiting up to 2 s for it" in waiting
+    assert "does not answer yet" in waiting
+    assert "waiting up to 2 s for it" in waiting
     assert "cannot reach Redis at 127.0.0.1:" in error
     assert time.monotonic() - started >= 2, "gave up without retrying"
 

@@ -146,7 +146,8 @@ def test_release_tag_check_names_each_mismatch(tmp_path: Path):
     for name in ("fine-queue-job", "coarse-queue-job", "indexed-job"):
         assert f"charts/{name}/Chart.yaml: appVersion 0.1.0 does not match the tag v9.9.9" in result.stderr
     assert "the worker version" in result.stderr
-    assert "redis" not in result.stderr and "rabbitmq" not in result.stderr
+    assert "redis" not in result.stderr
+    assert "rabbitmq" not in result.stderr
 
     # One worker chart left behind at an old appVersion fails the check, naming it alone.
     copy = tmp_path / "charts"

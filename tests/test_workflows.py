@@ -153,8 +153,18 @@ def test_pytest_reports_the_slowest_tests(tmp_path: Path):
     """CI logs show where the time goes: the repository's pytest settings list the 20 slowest."""
     (tmp_path / "test_timed.py").write_text("def test_quick():\n    pass\n")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(tmp_path),
-         "-p", "no:cacheprovider", str(tmp_path / "test_timed.py")],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(REPO_ROOT / "pytest.ini"),
+            "--rootdir",
+            str(tmp_path),
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path / "test_timed.py"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

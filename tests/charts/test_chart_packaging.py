@@ -194,7 +194,9 @@ def test_every_helm_command_of_ct_install_takes_ct_yaml_s_arguments(helm: Helm, 
     result = helm.run(*args, check=False)
 
     assert result.returncode != 0
-    assert "unknown flag" not in result.stderr, f"helm {command} refuses an argument of ct.yaml: {result.stderr}"
+    assert "unknown flag" not in result.stderr, (
+        f"helm {command} refuses an argument of ct.yaml: {result.stderr}"
+    )
     assert "cluster unreachable" in result.stderr.lower(), result.stderr
 
 

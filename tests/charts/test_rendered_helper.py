@@ -103,9 +103,9 @@ def test_volumes_are_materialised_and_mount_paths_mapped(tmp_path: Path):
         {"name": "tmp", "emptyDir": {}},
     ]
     spec = pod(container, volumes)
-    local = LocalPod(manifests(SECRET, CONFIG, spec), spec, tmp_path, programs={"python3": [sys.executable]}).container(
-        "main"
-    )
+    local = LocalPod(
+        manifests(SECRET, CONFIG, spec), spec, tmp_path, programs={"python3": [sys.executable]}
+    ).container("main")
     root = tmp_path / "volumes"
     assert local.argv[3:] == [f"--list={root}/conf/list.txt", "--scratch", f"{root}/tmp/x", "/etc/confx"]
     assert (root / "conf" / "list.txt").read_text() == "a\nb\n"

@@ -595,9 +595,7 @@ def _uses_amqp(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
         for option, given in (("--quorum", getattr(args, "quorum", False)),
                               ("--consumer-timeout", getattr(args, "consumer_timeout", None))):  # fmt: skip
             if given:
-                raise UsageError(
-                    f"{option} applies to RabbitMQ queues: give --amqp-url (or {ENV_AMQP_URL})"
-                )
+                raise UsageError(f"{option} applies to RabbitMQ queues: give --amqp-url (or {ENV_AMQP_URL})")
         return False
     if args.redis_url != environ.get(ENV_REDIS_URL, DEFAULT_REDIS_URL):
         raise UsageError("give either --amqp-url (RabbitMQ) or --redis-url (Redis), not both")

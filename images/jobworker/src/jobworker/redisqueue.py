@@ -342,7 +342,12 @@ def _first_contact(probe: redis.Redis, location: str, timeout: float, refused_hi
                     f"cannot reach Redis at {location} after {timeout:g} s: {error}"
                 ) from None
             if not announced:
-                log.info("Redis at %s does not answer yet (%s): waiting up to %g s for it", location, error, timeout)
+                log.info(
+                    "Redis at %s does not answer yet (%s): waiting up to %g s for it",
+                    location,
+                    error,
+                    timeout,
+                )
                 announced = True
             log.debug("Redis at %s does not answer yet (%s); retrying in %.1f s", location, error, delay)
             time.sleep(min(delay, remaining))
