@@ -44,6 +44,7 @@ def up(
         layout.kubeconfigs,
         layout.cni_config,
         layout.cni_data,
+        layout.volumes,
     ):
         directory.mkdir(parents=True, exist_ok=True)
     host.apply_sysctls(layout)
@@ -62,7 +63,7 @@ def up(
     import_images(layout, every_image)
     (layout.cni_config / "10-jobworker.conflist").write_text(components.cni_config(layout))
     _start(layout, "kubelet", command_lines, lambda: checks.node_ready(layout))
-    for name in ("kube-proxy", "coredns"):
+    for name in ("kube-proxy", "coredns", "volume-provisioner"):
         _start(layout, name, command_lines)
     resolved = checks.check_dns(layout, standins.for_repository(DNS_CHECK_IMAGE))
     log.info("DNS inside a pod: %s", " ".join(resolved.split()))

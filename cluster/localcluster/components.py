@@ -23,9 +23,10 @@ from localcluster.layout import (
     NODE_NAME,
     POD_SUBNET,
     SERVICE_SUBNET,
+    STORAGE_CLASS,
     Layout,
 )
-from localcluster.pki import COREDNS_USER
+from localcluster.pki import COREDNS_USER, PROVISIONER_USER
 
 CNI_NETWORK = "jobworker"
 
@@ -127,6 +128,12 @@ def programs(layout: Layout, sandbox_image: str) -> dict[str, list[str]]:
             f"--config={_write(layout, 'kube-proxy.yaml', kube_proxy_config(layout))}",
         ],
         "coredns": ["coredns", "-conf", str(_write(layout, "Corefile", corefile(layout)))],
+        "volume-provisioner": [
+            "volume-provisioner",
+            f"--kubeconfig={kubeconfigs}/volume-provisioner.conf",
+            f"--root={layout.volumes}",
+            f"--node={NODE_NAME}",
+        ],
     }
 
 
@@ -276,8 +283,9 @@ def corefile(layout: Layout) -> str:
 
 
 # The objects kubeadm would create after the API server starts, for what runs here: cluster-admin
-# for its admin kubeconfig's group, CoreDNS's read access, and the kube-dns Service in front of the
-# CoreDNS host process (endpoints by hand: there is no pod to select).
+# for its admin kubeconfig's group, CoreDNS's read access, the kube-dns Service in front of the
+# CoreDNS host process (endpoints by hand: there is no pod to select), and the default
+# StorageClass with the rights of its provisioner.
 BOOTSTRAP_OBJECTS = f"""\
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -316,6 +324,44 @@ subjects:
   - apiGroup: rbac.authorization.k8s.io
     kind: User
     name: {COREDNS_USER}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: system:volume-provisioner
+rules:
+  - apiGroups: [""]
+    resources: [persistentvolumeclaims]
+    verbs: [list]
+  - apiGroups: [""]
+    resources: [persistentvolumes]
+    verbs: [list, create, delete]
+  - apiGroups: [storage.k8s.io]
+    resources: [storageclasses]
+    verbs: [list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: system:volume-provisioner
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:volume-provisioner
+subjects:
+  - apiGroup: rbac.authorization.k8s.io
+    kind: User
+    name: {PROVISIONER_USER}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: {STORAGE_CLASS}
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: localcluster.jobworker.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
 ---
 apiVersion: v1
 kind: Service

@@ -27,6 +27,7 @@ ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 COREDNS_HEALTH = "127.0.0.1:18080"
 COREDNS_READY = "127.0.0.1:18181"
+STORAGE_CLASS = "standard"  # the default StorageClass, served by volume-provisioner
 CONTAINERD_NAMESPACE = "k8s.io"  # the namespace the CRI plugin keeps pods' images in
 # The order in which the programs start; they stop in the reverse order.
 PROGRAMS = (
@@ -38,6 +39,7 @@ PROGRAMS = (
     "kubelet",
     "kube-proxy",
     "coredns",
+    "volume-provisioner",
 )
 
 
@@ -88,6 +90,10 @@ class Layout:
     @property
     def kubelet_root(self) -> Path:
         return self.state / "kubelet"
+
+    @property
+    def volumes(self) -> Path:
+        return self.state / "volumes"  # the PersistentVolumes' directories
 
     @property
     def cni_config(self) -> Path:

@@ -4,7 +4,7 @@ kubeadm knows which certificate each component needs (names, SANs, the Node auth
 `system:node:<name>` identity for the kubelet), so the cluster uses its `init phase certs` and
 `init phase kubeconfig` rather than a hand-written CA. It runs no other phase: the control plane
 here is host processes, not static pods. kube-proxy and CoreDNS get client certificates of their
-own (`kubeadm kubeconfig user`), bound to their roles by the objects in components.py.
+own (`kubeadm kubeconfig user`), as does the volume provisioner; components.py binds them to roles.
 """
 
 import subprocess
@@ -22,7 +22,8 @@ from localcluster.layout import (
 )
 
 KUBE_PROXY_USER = "system:kube-proxy"  # bound to system:node-proxier by Kubernetes' default RBAC
-COREDNS_USER = "system:coredns"  # bound to the role components.COREDNS_RBAC creates
+COREDNS_USER = "system:coredns"  # these two are bound to roles components.BOOTSTRAP_OBJECTS creates
+PROVISIONER_USER = "system:volume-provisioner"
 
 
 def kubeadm_config(layout: Layout, kubernetes_version: str) -> str:
@@ -62,7 +63,12 @@ def make_pki(layout: Layout, kubernetes_version: str) -> None:
     # The admin kubeconfig is written last, so that its presence means all of them are there.
     for phase in ("controller-manager", "scheduler", "kubelet", "super-admin"):
         _run([kubeadm, "init", "phase", "kubeconfig", phase, *target])
-    for user, name in ((KUBE_PROXY_USER, "kube-proxy"), (COREDNS_USER, "coredns")):
+    users = (
+        (KUBE_PROXY_USER, "kube-proxy"),
+        (COREDNS_USER, "coredns"),
+        (PROVISIONER_USER, "volume-provisioner"),
+    )
+    for user, name in users:
         kubeconfig = _run([kubeadm, "kubeconfig", "user", "--config", str(config), "--client-name", user])
         (layout.kubeconfigs / f"{name}.conf").write_text(kubeconfig)
     _run([kubeadm, "init", "phase", "kubeconfig", "admin", *target])

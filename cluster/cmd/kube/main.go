@@ -46,6 +46,7 @@ var programs = map[string]func() int{
 	"kubeadm":                 func() int { kubeadmerrors.HandleError(kubeadm.Run()); return 0 },
 	"etcd":                    func() int { etcdmain.Main(os.Args); return 0 },
 	"coredns":                 func() int { coremain.Run(); return 0 },
+	"volume-provisioner":      runVolumeProvisioner,
 }
 
 func runKubectl() int {
