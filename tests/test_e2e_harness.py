@@ -97,9 +97,7 @@ def test_the_reason_names_what_is_missing(tmp_path: Path):
 
 
 def run_e2e_suite(env_changes: dict[str, str | None], *args: str) -> subprocess.CompletedProcess:
-    env = {
-        key: value for key, value in os.environ.items() if key not in {"KUBECONFIG", "E2E_REQUIRE_CLUSTER"}
-    }
+    env = {key: value for key, value in os.environ.items() if key not in {"KUBECONFIG", "REQUIRE_CLUSTER"}}
     env.update({key: value for key, value in env_changes.items() if value is not None})
     return subprocess.run(
         [sys.executable, "-m", "pytest", "tests/e2e", "-p", "no:cacheprovider", "-q", *args],
@@ -139,7 +137,7 @@ def test_an_unreachable_api_server_skips_the_e2e_tests(tmp_path: Path):
 
 def test_when_a_cluster_is_required_its_absence_is_an_error(tmp_path: Path):
     kubeconfig = str(unreachable_kubeconfig(tmp_path))
-    result = run_e2e_suite({"KUBECONFIG": kubeconfig, "E2E_REQUIRE_CLUSTER": "1"})
+    result = run_e2e_suite({"KUBECONFIG": kubeconfig, "REQUIRE_CLUSTER": "1"})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "skipped" not in result.stdout
     assert re.search(r"^\d+ errors in ", result.stdout, re.M), result.stdout
@@ -148,7 +146,13 @@ def test_when_a_cluster_is_required_its_absence_is_an_error(tmp_path: Path):
 
 def test_make_e2e_names_the_missing_tools():
     result = subprocess.run(
-        ["make", "--no-print-directory", "e2e", "KIND=kind-is-not-installed", "CT=ct-is-not-installed"],
+        [
+            "make",
+            "--no-print-directory",
+            "e2e",
+            "KIND=kind-is-not-installed",
+            "KUBECTL=kubectl-is-not-installed",
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -156,7 +160,7 @@ def test_make_e2e_names_the_missing_tools():
         check=False,
     )
     assert result.returncode != 0
-    assert "make e2e: missing kind-is-not-installed ct-is-not-installed" in result.stderr
+    assert "make e2e: missing kind-is-not-installed kubectl-is-not-installed" in result.stderr
 
 
 def test_make_e2e_test_wants_a_kubeconfig(tmp_path: Path):
@@ -176,7 +180,7 @@ def test_make_e2e_test_wants_a_kubeconfig(tmp_path: Path):
 
 
 def test_make_e2e_test_fails_rather_than_skips_when_the_cluster_is_unreachable(tmp_path: Path):
-    env = {key: value for key, value in os.environ.items() if key != "E2E_REQUIRE_CLUSTER"}
+    env = {key: value for key, value in os.environ.items() if key != "REQUIRE_CLUSTER"}
     env["KUBECONFIG"] = str(unreachable_kubeconfig(tmp_path))
     result = subprocess.run(
         ["make", "--no-print-directory", "e2e-test", "E2E_ARGS=-p no:cacheprovider"],

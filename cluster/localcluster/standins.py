@@ -8,9 +8,10 @@ touched: the cluster runs them exactly as a user's would, with other images.
 """
 
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -83,18 +84,57 @@ def point_values(values: object, images: ImageMap) -> object:
     return pointed
 
 
-def values_files(chart: Path) -> Iterator[Path]:
-    yield chart / "values.yaml"
-    yield from sorted((chart / "ci").glob("*-values.yaml"))
+def stand_in_values(chart: Path, values: Mapping[str, Any], images: ImageMap) -> dict[str, Any]:
+    """`values` for installing `chart`, plus what points each image it would use, its bundled
+    (file://) dependencies' included, at the stand-ins: only those keys are added or changed."""
+    given = dict(values)
+    effective = _merge(chart_defaults(chart), given)
+    return _merge(given, _changes(effective, point_values(effective, images)))
+
+
+def chart_defaults(chart: Path) -> dict[str, Any]:
+    """A chart's values.yaml, with each file:// dependency's defaults under its name or alias."""
+    defaults = yaml.safe_load((chart / "values.yaml").read_text()) or {}
+    for dependency in yaml.safe_load((chart / "Chart.yaml").read_text()).get("dependencies") or []:
+        repository = dependency.get("repository", "")
+        if repository.startswith("file://"):
+            key = dependency.get("alias") or dependency["name"]
+            bundled = chart_defaults((chart / repository.removeprefix("file://")).resolve())
+            defaults[key] = _merge(bundled, defaults.get(key) or {})
+    return defaults
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's coalescing of values: maps merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of `after` that differ from `before`, as a nested map."""
+    changed: dict[str, Any] = {}
+    for key, value in after.items():
+        old = before.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            nested = _changes(old, value)
+            if nested:
+                changed[key] = nested
+        elif value != old:
+            changed[key] = value
+    return changed
 
 
 def point_charts(charts: Path, destination: Path, images: ImageMap) -> None:
-    """Copy the charts in `charts` to `destination` with their values (defaults and ci files)
-    pointed at the stand-ins, for `ct install`, which takes values only from the charts."""
+    """Copy the charts in `charts` to `destination` with each ci/*-values.yaml given the image
+    values of `stand_in_values`, for `ct install`, which takes values only from those files. The
+    charts themselves (templates, values.yaml) are copied unchanged."""
     shutil.copytree(charts, destination, ignore=shutil.ignore_patterns("charts", "*.tgz"))
     for chart in sorted(path.parent for path in destination.glob("*/Chart.yaml")):
-        for path in values_files(chart):
-            document = yaml.safe_load(path.read_text())
-            pointed = point_values(document, images)
-            if pointed != document:
-                path.write_text(yaml.safe_dump(pointed, sort_keys=False))
+        for path in sorted((chart / "ci").glob("*-values.yaml")):
+            values = yaml.safe_load(path.read_text()) or {}
+            path.write_text(yaml.safe_dump(stand_in_values(chart, values, images), sort_keys=False))

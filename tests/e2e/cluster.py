@@ -272,3 +272,56 @@ def queue_status(client: pykube.HTTPClient, job: pykube.Job) -> dict[str, Any]:
     reports = [report for report in reports if isinstance(report, dict) and "queue" in report]
     assert reports, f"no status report (JSON with a 'queue' key) from jobworker status:\n{run.log}"
     return reports[-1]
+
+
+def wait_for_processed(
+    client: pykube.HTTPClient, job: pykube.Job, count: int, timeout: int
+) -> list[pykube.Pod]:
+    """Wait until the Job's running pods together reported `count` processed items; those pods."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [
+            pod for pod in job_pods(client, job) if pod.obj.get("status", {}).get("phase") == "Running"
+        ]
+        reported = 0
+        for pod in running:
+            with contextlib.suppress(pykube.exceptions.HTTPError):  # a container not started yet
+                reported += len(processed_items(pod_logs(pod)))
+        if reported >= count:
+            return running
+        assert time.monotonic() < deadline, (
+            f"{describe_job(job.obj)}: {reported} of {count} items in {timeout} s"
+        )
+        time.sleep(1)
+        job.reload()
+
+
+def wait_for_log_line(pod: pykube.Pod, text: str, timeout: int, container: str | None = None) -> None:
+    """Wait until the pod's container logged a line containing `text`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(pykube.exceptions.HTTPError):
+            if text in pod_logs(pod, container):
+                return
+        assert time.monotonic() < deadline, f"pod {pod.name} did not log {text!r} within {timeout} s"
+        time.sleep(1)
+
+
+def evict(client: pykube.HTTPClient, pod: pykube.Pod) -> None:
+    """Evict the pod through the Eviction API, as `kubectl drain` does."""
+    eviction = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod.name, "namespace": pod.namespace},
+    }
+    response = client.post(
+        url=f"pods/{pod.name}/eviction", namespace=pod.namespace, data=json.dumps(eviction)
+    )
+    response.raise_for_status()
+
+
+def wait_until_gone(client: pykube.HTTPClient, kind: type, name: str, namespace: str, timeout: int) -> None:
+    deadline = time.monotonic() + timeout
+    while kind.objects(client, namespace=namespace).get_or_none(name=name) is not None:
+        assert time.monotonic() < deadline, f"{kind.__name__} {name} still exists after {timeout} s"
+        time.sleep(1)

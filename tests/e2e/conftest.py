@@ -1,9 +1,10 @@
 """Fixtures of the cluster end-to-end tests (pytest-helm-charts plus our `helm` driver).
 
-The tests run against the cluster of --kubeconfig (pytest-helm-charts' option) or KUBECONFIG.
-Without one, or when its API server does not answer, every test here is skipped for one reason,
-given once in the summary; with E2E_REQUIRE_CLUSTER=1 (`make e2e-test`) that is an error instead,
-so that CI cannot pass by skipping. Nothing here stands in for a cluster.
+The tests run against the cluster of --kubeconfig (pytest-helm-charts' option) or KUBECONFIG:
+`make test` gives them the local cluster of `make cluster` when there is one. Without a cluster,
+or when its API server does not answer, every test here is skipped for one reason, given once in
+the summary; with REQUIRE_CLUSTER=1 (CI, `make e2e-test`) that is an error instead, so that CI
+cannot pass by skipping. Nothing here stands in for a cluster.
 """
 
 import os
@@ -15,7 +16,7 @@ import pytest
 from pytest_helm_charts.clusters import Cluster
 
 from tests.e2e.cluster import cluster_unavailable_reason, kubeconfig_path
-from tests.e2e.helm import Helm, helm_binary
+from tests.e2e.helm import Helm, helm_binary, image_map
 
 # How long a Job of the docs' examples may take on a CI kind cluster (image pulls included).
 JOB_TIMEOUT = 420
@@ -33,7 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip (or fail, E2E_REQUIRE_CLUSTER=1) every e2e test when no cluster answers.
+    """Skip (or fail, REQUIRE_CLUSTER=1) every e2e test when no cluster answers.
 
     The check runs once; skipping here, not in a fixture, makes pytest fold the skips into one
     summary line with the reason.
@@ -45,7 +46,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         config.stash[_UNAVAILABLE] = cluster_unavailable_reason(path)
     reason = config.stash[_UNAVAILABLE]
     if reason is not None:
-        if os.environ.get("E2E_REQUIRE_CLUSTER") == "1":
+        if os.environ.get("REQUIRE_CLUSTER") == "1":
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
 
@@ -76,6 +77,6 @@ def helm(e2e_kubeconfig: str, random_namespace: pykube.Namespace, tmp_path: Path
     Releases installed through it are uninstalled after the test; pytest-helm-charts deletes the
     namespace after the module.
     """
-    driver = Helm(helm_binary(), e2e_kubeconfig, random_namespace.name, tmp_path)
+    driver = Helm(helm_binary(), e2e_kubeconfig, random_namespace.name, tmp_path, image_map())
     yield driver
     driver.uninstall_all()
