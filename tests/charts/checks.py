@@ -4,7 +4,7 @@ import base64
 import json
 from collections.abc import Collection, Mapping
 
-from tests.support.rendered import Manifests
+from tests.support.manifests import Manifests
 
 
 def restricted_violations(spec: Mapping) -> list[str]:

@@ -9,7 +9,7 @@ from jobworker import constants
 from jobworker.constants import ExitCode
 from tests.charts.checks import assert_restricted, assert_secrets_only_in_secrets, env_of
 from tests.support.helm import Helm, chart_path, ci_values_files
-from tests.support.rendered import Manifests
+from tests.support.manifests import Manifests
 
 CHART = chart_path("fine-queue-job")
 JOB = "demo-fine-queue-job"  # release "demo"

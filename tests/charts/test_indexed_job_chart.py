@@ -10,7 +10,7 @@ from jobworker.items import parse_lines
 from tests.charts.checks import assert_restricted, env_of
 from tests.support.helm import Helm, chart_path, ci_values_files
 from tests.support.images import image_refs
-from tests.support.rendered import COMPLETION_INDEX_FIELD, Manifests
+from tests.support.manifests import COMPLETION_INDEX_FIELD, Manifests
 
 CHART = chart_path("indexed-job")
 JOB = "demo-indexed-job"  # release "demo"

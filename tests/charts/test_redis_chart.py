@@ -6,7 +6,7 @@ import pytest
 
 from tests.charts.checks import assert_restricted, assert_secrets_only_in_secrets, env_of
 from tests.support.helm import Helm, chart_path, ci_values_files
-from tests.support.rendered import Manifests
+from tests.support.manifests import Manifests
 
 CHART = chart_path("redis")
 FULLNAME = "demo-redis"  # release "demo"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.rendered import Manifests
+from tests.support.manifests import Manifests
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"
