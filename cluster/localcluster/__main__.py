@@ -1,5 +1,5 @@
-"""`python -m localcluster up|down|status|point-charts`: what the Makefile's `cluster`,
-`cluster-down`, `cluster-status` and `ct-install` targets run. Errors the user can act on are one
+"""`python -m localcluster up|down|status|traces|point-charts`: what the Makefile's `cluster`,
+`cluster-down` and `ct-install` targets run, and what the tests ask. Errors the user can act on are one
 line and exit status 1."""
 
 import argparse
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     down = sub.add_parser("down", help="stop the cluster and remove every trace of it")
     down.add_argument("--kubeconfig", type=Path, help="the kubeconfig copy to remove with its directory")
     sub.add_parser("status", help="say whether a healthy cluster runs (exit 0) or not (exit 1)")
+    sub.add_parser("traces", help="list what of the cluster is on this machine (exit 1 if anything)")
     point = sub.add_parser("point-charts", help="copy charts with their values pointed at the stand-ins")
     point.add_argument("--image-map", type=Path, required=True)
     point.add_argument("charts", type=Path)
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.kubeconfig:
                 shutil.rmtree(args.kubeconfig.parent, ignore_errors=True)
             log.info("the cluster is gone")
+        elif args.action == "traces":
+            found = cluster.traces(layout)
+            print("\n".join(found) if found else "no trace of the cluster")
+            return 1 if found else 0
         elif args.action == "point-charts":
             point_charts(args.charts, args.destination, ImageMap.read(args.image_map))
         else:

@@ -178,3 +178,22 @@ def _remove_pod_log_links(layout: Layout) -> None:
             link.unlink()
     if not any(links.iterdir()):
         links.rmdir()
+
+
+def traces(layout: Layout) -> list[str]:
+    """What of the cluster is on the machine, one line each: nothing, after `down`."""
+    found = [
+        f"process {pid}"
+        for pid in {*daemons.processes_with(str(layout.state)), *daemons.processes_with(str(layout.run))}
+    ]
+    prefixes = (f"{layout.state}/", f"{layout.run}/")
+    found += [
+        f"mount {line.split()[4]}"
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if line.split()[4].startswith(prefixes)
+    ]
+    found += [f"directory {path}" for path in (layout.state, layout.run) if path.exists()]
+    found += [f"cgroup {path}" for path in Path("/sys/fs/cgroup").glob("*/kubepods")]
+    found += [f"link {name}" for name in network.links()]
+    found += [f"iptables chain {chain}" for chain in network.chains()]
+    return sorted(found)

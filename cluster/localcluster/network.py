@@ -35,6 +35,29 @@ def remove_bridge() -> None:
     _ip("link", "del", BRIDGE)
 
 
+def links() -> list[str]:
+    """The bridge and the veths attached to it, if they are there."""
+    if not _link_exists(BRIDGE):
+        return []
+    return [BRIDGE, *(port["ifname"] for port in json.loads(_ip("-j", "link", "show", "master", BRIDGE)))]
+
+
+def chains() -> list[str]:
+    """Our chains (KUBE-*, CNI-*) in every table of iptables and ip6tables, as "command table chain"."""
+    found = []
+    for command in ("iptables", "ip6tables"):
+        for table in TABLES:
+            listed = subprocess.run(
+                [command, "-w", "-t", table, "-S"], capture_output=True, text=True, check=False
+            )
+            found += [
+                f"{command} {table} {line.split()[1]}"
+                for line in listed.stdout.splitlines()
+                if line.startswith("-N ") and _is_ours(line.split()[1])
+            ]
+    return found
+
+
 def _link_exists(name: str) -> bool:
     return subprocess.run(["ip", "link", "show", name], capture_output=True, check=False).returncode == 0
 
