@@ -1,9 +1,10 @@
 """The coarse-grained work queue against a real rabbitmq-server: `jobworker coarse`, and the
 RabbitMQ side of `jobworker seed`, `status` and `requeue-failed`.
 
-Every worker is a separate process, as in a pod; the broker is Debian's rabbitmq-server on a
-temporary node. Most tests share one node (`rabbit_server`) and keep apart by queue name; the
-ones that restart or reconfigure the broker start their own.
+Every worker is a separate process, as in a pod; the broker is Debian 12's rabbitmq-server 3.10 on
+a temporary node, and again the stand-in for the rabbitmq chart's official image (RabbitMQ 4.3) in
+a container (see conftest.py). Most tests share one node per version (`rabbit_server`) and keep
+apart by queue name; the ones that restart or reconfigure the broker start their own.
 """
 
 import json
@@ -12,7 +13,7 @@ import signal
 import struct
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import pika
 import pytest
@@ -28,6 +29,8 @@ from jobworker.constants import (
 from jobworker.items import items_digest
 from tests.support.processes import one_line_error, run_jobworker, start_jobworker, worker_env
 from tests.support.servers import RabbitServer, free_port, wait_until
+
+pytestmark = pytest.mark.broker_versions
 
 WAIT = "10"  # --wait for workers that should find a message at once
 
@@ -102,6 +105,13 @@ def wait_for_line(process: subprocess.Popen, expected: bytes, timeout: float = 3
         assert line, f"stdout ended before {expected!r}: {process.stderr.read().decode()}"
         if line.rstrip(b"\n") == expected:
             return
+
+
+def arguments_of(server: RabbitServer, queue: str) -> dict:
+    """A queue's arguments, as rabbitmqctl lists them (AMQP 0-9-1 does not tell a client)."""
+    listed = server.ctl("list_queues", "--quiet", "name", "arguments", "--formatter", "json").stdout
+    [arguments] = [entry["arguments"] for entry in json.loads(listed) if entry["name"] == queue]
+    return {name: value for name, _type, value in arguments}
 
 
 def headers_text(headers: dict, key: str) -> str:
@@ -288,20 +298,149 @@ def test_heartbeats_go_on_while_a_long_program_runs(rabbit_server, amqp_env, amq
     assert ready(rabbit_server, amqp_queue) == 0
 
 
-def test_delivery_acknowledgement_timeout_is_a_failure_not_a_success(amqp_queue):
-    """The broker gives up on the delivery (consumer_timeout); the worker must not report success."""
+@pytest.fixture(scope="module")
+def impatient_server(rabbit_image: str | None) -> Iterator[RabbitServer]:
+    """A broker that gives up on a delivery left unacknowledged for 1 s (consumer_timeout), one per
+    version for these tests; 3.10 looks at its channels' deliveries every tick, 200 ms here."""
     server = RabbitServer(
-        config={"consumer_timeout": "1000"}, advanced="{rabbit, [{channel_tick_interval, 200}]}"
+        config={"consumer_timeout": "1000"},
+        advanced="{rabbit, [{channel_tick_interval, 200}]}",
+        image=rabbit_image,
     )
     with server:
-        seed(server.env(), amqp_queue, "too-long")
-        result = coarse(server.env(), amqp_queue, "sleep", "60", options=["--grace-seconds", "0"])
-        stderr = result.stderr.decode()
+        yield server
+
+
+# A 2 s item under that 1 s consumer_timeout: the options of `jobworker seed` and `jobworker coarse`,
+# and whether the broker gives up on the delivery, on 3.10 and on 4.3. RabbitMQ 3.10 times out the
+# deliveries of every queue and ignores x-consumer-timeout (honoured from 3.11.15: the worker leaves
+# it out). RabbitMQ 4.3 times out only quorum queues' deliveries, honouring the argument there;
+# classic queues' deliveries never time out (and the worker leaves the argument out, as 4.3 refuses
+# it for them).
+LONG = ("--consumer-timeout", "3600")
+TIMEOUT_CASES = {
+    "classic": ((), (), (True, False)),
+    "quorum": (("--quorum",), (), (True, True)),
+    "quorum-queue-argument": (("--quorum", *LONG), (), (True, False)),
+    "quorum-consumer-argument": (("--quorum",), LONG, (True, False)),
+    "classic-both-arguments": (LONG, LONG, (True, False)),
+}
+
+
+@pytest.mark.parametrize("case", TIMEOUT_CASES)
+def test_delivery_acknowledgement_timeout_is_a_failure_not_a_success(impatient_server, amqp_queue, case):
+    """Where the broker gives up on the delivery (consumer_timeout), the worker must not report
+    success; where it does not (or the argument raised the limit), the item is done."""
+    seed_options, worker_options, timed_out = TIMEOUT_CASES[case]
+    server = impatient_server
+    before_43 = server.version() < (4, 3)
+    seed(server.env(), amqp_queue, "slow", options=seed_options)
+    result = coarse(
+        server.env(),
+        amqp_queue,
+        "sh",
+        "-c",
+        "sleep 2; cat",
+        options=["--grace-seconds", "0", *worker_options],
+    )
+    stderr = result.stderr.decode()
+    if timed_out[0 if before_43 else 1]:
         assert result.returncode == ExitCode.ERROR, stderr
-        assert "timed out" in stderr
+        # Up to 4.2 the broker closes the channel; 4.3 cancels the consumer (basic.cancel).
+        assert ("timed out" if before_43 else "cancelled our consumer") in stderr
         assert "went back to the queue" in stderr
         assert ready(server, amqp_queue) == 1
-        assert ready(server, AmqpNames.for_queue(amqp_queue).failed) == 0
+    else:
+        assert (result.returncode, result.stdout) == (ExitCode.OK, b"slow"), stderr
+        assert ready(server, amqp_queue) == 0
+    assert ready(server, AmqpNames.for_queue(amqp_queue).failed) == 0
+
+
+def test_consumer_timeout_is_left_out_where_the_broker_ignores_or_refuses_it(
+    rabbit_server, amqp_env, amqp_queue
+):
+    """On a classic queue RabbitMQ 4.3 refuses x-consumer-timeout (4.3.2 and later: 406), as a
+    queue argument and as a consumer argument, since it times out none of its deliveries; 3.10
+    ignores it. The seed and the worker leave it out and say why in one line, and the item runs."""
+    before_43 = rabbit_server.version() < (4, 3)
+    seeded = run_jobworker(["seed", "--queue", amqp_queue, "--consumer-timeout", "7200", "x"], amqp_env)
+    assert seeded.returncode == ExitCode.OK, seeded.stderr.decode()
+    worked = coarse(amqp_env, amqp_queue, "cat", options=["--consumer-timeout", "7200"])
+    assert (worked.returncode, worked.stdout) == (ExitCode.OK, b"x"), worked.stderr.decode()
+    for result, kind in ((seeded, "queue argument"), (worked, "consumer argument")):
+        [line] = [
+            line for line in result.stderr.decode().splitlines() if "--consumer-timeout left out" in line
+        ]
+        if before_43:
+            assert f"ignores the {kind} x-consumer-timeout" in line
+            assert "the server's consumer_timeout applies" in line
+        else:
+            assert f"{amqp_queue!r} is a classic queue" in line
+            assert "needs no limit" in line
+
+
+def test_a_quorum_queue_dead_letters_an_item_whose_workers_keep_dying(rabbit_server, amqp_env, amqp_queue):
+    """A worker killed outright (SIGKILL, OOM) records no attempt: the broker takes the message back.
+    RabbitMQ 4.x counts such returns against a quorum queue's delivery limit, 20 by default, and
+    dead-letters the item once it is given back a 21st time, into Q.failed as the seeder set
+    x-dead-letter-exchange. RabbitMQ 3.10 has no default limit: the item stays in the queue."""
+    names = AmqpNames.for_queue(amqp_queue)
+    seed(amqp_env, amqp_queue, "deadly", options=["--quorum"])
+
+    def crash() -> None:
+        result = coarse(amqp_env, amqp_queue, "sh", "-c", 'kill -9 "$PPID"')
+        assert result.returncode == -signal.SIGKILL, result.stderr.decode()
+        wait_until(
+            lambda: ready(rabbit_server, amqp_queue) + ready(rabbit_server, names.failed) == 1,
+            30,
+            "the broker to take the message back",
+        )
+
+    for _ in range(20):
+        crash()
+    assert ready(rabbit_server, amqp_queue) == 1, "dead-lettered within the limit"
+    crash()
+    if rabbit_server.version() < (4, 0):
+        assert ready(rabbit_server, amqp_queue) == 1
+        assert ready(rabbit_server, names.failed) == 0
+        return
+    assert ready(rabbit_server, amqp_queue) == 0
+    text = run_jobworker(["status", "--queue", amqp_queue], amqp_env).stdout.decode()
+    assert "deadly: dead-lettered by the broker (delivery_limit)" in text
+    [(body, _)] = take_all(rabbit_server, names.failed)
+    assert body == b"deadly"
+
+
+def test_a_message_handed_back_on_sigterm_is_not_a_failed_delivery_on_43(rabbit_server, amqp_env, amqp_queue):
+    """On SIGTERM (an eviction, a node drain) the worker hands its message back with basic.nack.
+    RabbitMQ 4.3 no longer counts that in a quorum queue's x-delivery-count, so evictions never use
+    up the delivery limit; 3.10 counts it, once. Once: the worker cancels its consumer before the
+    nack, or the broker could deliver the message straight back and the worker's disconnection
+    return it again, which both versions count. Attempts live in the message
+    (x-jobworker-attempts) because of such differences: the hand-back records none."""
+    seed(amqp_env, amqp_queue, "evicted", options=["--quorum"])
+    worker = start_jobworker(
+        [
+            "coarse",
+            "--queue",
+            amqp_queue,
+            "--grace-seconds",
+            "0.5",
+            "--",
+            "sh",
+            "-c",
+            "echo started; exec sleep 60",
+        ],
+        amqp_env,
+    )
+    wait_for_line(worker, b"started")
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == ExitCode.TERMINATED, stderr.decode()
+    [(body, headers)] = take_all(rabbit_server, amqp_queue)
+    assert body == b"evicted"
+    assert HEADER_ATTEMPTS not in headers
+    assert headers.get("x-delivery-count") == (1 if rabbit_server.version() < (4, 3) else None)
 
 
 # --- interoperation with the Kubernetes docs' amqp-tools ----------------------------------------
@@ -343,8 +482,8 @@ def test_a_seeded_queue_is_consumed_by_amqp_consume(rabbit_server, amqp_env, amq
 
 
 # --- the broker restarted mid-run ---------------------------------------------------------------
-def test_broker_restarted_mid_run_loses_nothing(tmp_path, amqp_queue):
-    with RabbitServer() as server:
+def test_broker_restarted_mid_run_loses_nothing(tmp_path, amqp_queue, rabbit_image):
+    with RabbitServer(image=rabbit_image) as server:
         env = server.env()
         # One message per process: the broker crashes while the program runs. The worker cannot
         # acknowledge any more, so it stops the program and fails; the message is still there.
@@ -446,6 +585,19 @@ def test_seed_declares_a_quorum_queue_with_its_dead_letter_queue(rabbit_server, 
     ):
         connection.channel().queue_declare(amqp_queue, durable=True, arguments=classic)
     assert ready(rabbit_server, names.failed) == 0
+    # The queue argument where the broker honours it (3.11.15+; 3.10 would ignore it). From 4.0 a
+    # quorum queue dead-letters, or without a dead-letter exchange drops, a message given back more
+    # than 20 times: Q.failed, where the broker's dead letters arrive with that count, has no limit.
+    before_3_11_15, before_4 = rabbit_server.version() < (3, 11, 15), rabbit_server.version() < (4, 0)
+    assert arguments_of(rabbit_server, amqp_queue) == {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": names.failed,
+        **({} if before_3_11_15 else {"x-consumer-timeout": 7200 * 1000}),
+    }
+    assert arguments_of(rabbit_server, names.failed) == {
+        "x-queue-type": "quorum",
+        **({} if before_4 else {"x-delivery-limit": -1}),
+    }
     assert coarse(amqp_env, amqp_queue, "cat").stdout == b"q1"
 
 

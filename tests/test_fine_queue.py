@@ -1,5 +1,9 @@
 """The fine-grained work queue against a real redis-server: order, bytes, end of input, failures,
-crash recovery, SIGTERM, a Redis restart, and bad input."""
+crash recovery, SIGTERM, a Redis restart, and bad input.
+
+Each test that uses a server runs on Debian 12's redis-server 7.0 and on the stand-in for the
+redis chart's official image (Redis 8), see conftest.py.
+"""
 
 import collections
 import json
@@ -18,6 +22,8 @@ from tests.support.docs_protocol import drain_like_the_docs
 from tests.support.handlers import read_records
 from tests.support.processes import one_line_error, run_jobworker, start_jobworker
 from tests.support.servers import RedisServer, free_port, wait_until
+
+pytestmark = pytest.mark.broker_versions
 
 FRUIT = ["apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon", "orange", "pickle"]
 RECORD = "tests.support.handlers:record"
@@ -554,8 +560,8 @@ def test_every_key_of_a_queue_is_in_one_cluster_slot(redis_server, redis_env):
     assert {key_slot(key) for key in keys} == {key_slot(b"slots")}
 
 
-def test_a_server_that_may_evict_gets_a_warning(tmp_path):
-    with RedisServer(tmp_path, config=("--maxmemory-policy", "allkeys-lru")) as server:
+def test_a_server_that_may_evict_gets_a_warning(tmp_path, redis_image):
+    with RedisServer(tmp_path, config=("--maxmemory-policy", "allkeys-lru"), image=redis_image) as server:
         seed({"REDIS_URL": server.url}, "evict", "a")
         result = fine({"REDIS_URL": server.url}, "evict", "--", "true")
     assert result.returncode == 0

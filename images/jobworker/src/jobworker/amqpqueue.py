@@ -26,6 +26,7 @@ crashes in the middle of a commit; that window is the only one where a chunk cou
 
 import contextlib
 import logging
+import re
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,8 @@ from jobworker.constants import (
     AMQP_ERROR_CHARS,
     AMQP_MAX_QUEUE_NAME,
     AMQP_SEED_CHUNK,
+    ARG_CONSUMER_TIMEOUT,
+    ARG_DELIVERY_LIMIT,
     ENV_AMQP_PASSWORD,
     ENV_AMQP_USERNAME,
     HEADER_ATTEMPTS,
@@ -48,6 +51,10 @@ from jobworker.constants import (
     HEADER_QUEUE,
     HEADER_SEED_CHUNK,
     HEADER_SEED_ITEMS,
+    NO_DELIVERY_LIMIT,
+    RABBITMQ_CLASSIC_QUEUES_UNTIMED,
+    RABBITMQ_CONSUMER_TIMEOUT_ARGUMENT,
+    RABBITMQ_DEFAULT_DELIVERY_LIMIT,
     AmqpNames,
     ExitCode,
 )
@@ -63,6 +70,7 @@ ATTEMPT_SOCKET_SECONDS = 10.0  # one connection attempt, at most (a blackholed h
 BLOCKED_SECONDS = 300.0  # a broker under a memory or disk alarm blocks publishers: give up after this
 NOT_FOUND = 404
 RESOURCE_LOCKED = 405
+PRECONDITION_FAILED = 406
 PERSISTENT = 2  # delivery_mode of messages written to disk
 
 
@@ -189,6 +197,69 @@ def describe(error: BaseException) -> str:
         if isinstance(arg, str) and arg:
             return arg
     return type(error).__name__
+
+
+def server_version(connection: pika.BlockingConnection) -> tuple[int, ...] | None:
+    """The broker's version from the server properties it sent when the connection opened
+    ("4.3.6" -> (4, 3, 6)); None when it gives none that reads as one."""
+    properties = getattr(connection._impl, "server_properties", None) or {}
+    value = properties.get("version", b"")
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(part or 0) for part in found.groups()) if found else None
+
+
+def _version_text(version: tuple[int, ...] | None) -> str:
+    return ".".join(map(str, version)) if version else "(version unknown)"
+
+
+def consumer_timeout_argument(
+    seconds: float | None, version: tuple[int, ...] | None, queue: str, *, classic: bool | None, kind: str
+) -> dict[str, int]:
+    """The x-consumer-timeout argument (`kind`: queue or consumer argument) for a limit of
+    `seconds`, or none where it would do nothing.
+
+    A broker older than 3.11.15 accepts and ignores it: sent, it would only pretend to be a limit.
+    RabbitMQ 4.3 and later time no delivery of a classic queue out, and from 4.3.2 refuse the
+    argument there (406 PRECONDITION_FAILED), which would fail the seed or the worker for nothing.
+    One line says why it is left out. `classic` is None when the queue's type is unknown (AMQP
+    0-9-1 does not tell a worker): the broker's refusal tells then, see refuses_consumer_timeout.
+    An unknown version counts as a current one.
+    """
+    if not seconds:
+        return {}
+    if version is not None and version < RABBITMQ_CONSUMER_TIMEOUT_ARGUMENT:
+        log.warning(
+            "--consumer-timeout left out: RabbitMQ %s ignores the %s %s (honoured from 3.11.15), so "
+            "the server's consumer_timeout applies to queue %r; raise that one for long items",
+            _version_text(version),
+            kind,
+            ARG_CONSUMER_TIMEOUT,
+            queue,
+        )
+        return {}
+    if classic and (version is None or version >= RABBITMQ_CLASSIC_QUEUES_UNTIMED):
+        log_classic_untimed(version, queue, kind)
+        return {}
+    return {ARG_CONSUMER_TIMEOUT: round(seconds * 1000)}
+
+
+def log_classic_untimed(version: tuple[int, ...] | None, queue: str, kind: str) -> None:
+    log.info(
+        "--consumer-timeout left out: queue %r is a classic queue, and RabbitMQ %s times out no "
+        "delivery of a classic queue (4.3 and later; they refuse the %s %s there), so it needs no limit",
+        queue,
+        _version_text(version),
+        kind,
+        ARG_CONSUMER_TIMEOUT,
+    )
+
+
+def refuses_consumer_timeout(error: exceptions.ChannelClosedByBroker) -> bool:
+    """The broker refused the argument x-consumer-timeout (RabbitMQ 4.3.2+ on a classic queue)."""
+    return error.reply_code == PRECONDITION_FAILED and f"invalid arg '{ARG_CONSUMER_TIMEOUT}'" in str(
+        error.reply_text
+    )
 
 
 def validate_queue_name(name: str) -> str:
@@ -396,23 +467,37 @@ class AmqpQueue:
 
     # --- producers ------------------------------------------------------------------------------
     def declare(self, quorum: bool = False, consumer_timeout: float | None = None) -> bool:
-        """Declare the dead-letter exchange and queue, and the work queue unless it exists.
+        """Declare the dead-letter exchange, and the dead-letter and work queues unless they exist.
 
-        An existing work queue is used as it is (its type and arguments cannot change, and a queue
-        made with `amqp-declare-queue` is fine): True means this call created it.
+        An existing queue is used as it is (its type and arguments cannot change, and a queue
+        made with `amqp-declare-queue` is fine): True means this call created the work queue.
+
+        A quorum Q.failed gets no delivery limit on RabbitMQ 4.0+ (whose default is 20): what the
+        broker dead-letters from Q for its delivery limit arrives with that count, and a queue
+        without a dead-letter exchange of its own drops a message over its limit the next time it
+        is given back, as `jobworker status` does with every item it shows. Only where the version
+        is known: before 4.0, the same -1 drops a message at its first return.
         """
+        version = server_version(self.connection)
         arguments: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
-        channel = self.channel()
         what = f"declare the dead-letter exchange and queue {self.names.failed!r}"
-        self._call(what, channel.exchange_declare, self.names.failed, exchange_type="fanout", durable=True)
-        self._call(what, channel.queue_declare, self.names.failed, durable=True, arguments=arguments)
-        self._call(what, channel.queue_bind, self.names.failed, self.names.failed)
+        self._call(
+            what, self.channel().exchange_declare, self.names.failed, exchange_type="fanout", durable=True
+        )
+        if self.counts(self.names.failed) is None:
+            failed_arguments = dict(arguments)
+            if quorum and version is not None and version >= RABBITMQ_DEFAULT_DELIVERY_LIMIT:
+                failed_arguments[ARG_DELIVERY_LIMIT] = NO_DELIVERY_LIMIT
+            declare = self.channel().queue_declare
+            self._call(what, declare, self.names.failed, durable=True, arguments=failed_arguments)
+        self._call(what, self.channel().queue_bind, self.names.failed, self.names.failed)
         if self.counts(self.name) is not None:
             log.info("queue %r exists: using it as it is (its type and arguments are kept)", self.name)
             return False
         arguments["x-dead-letter-exchange"] = self.names.failed
-        if consumer_timeout:
-            arguments["x-consumer-timeout"] = round(consumer_timeout * 1000)
+        arguments |= consumer_timeout_argument(
+            consumer_timeout, version, self.name, classic=not quorum, kind="queue argument"
+        )
         self._call(
             f"declare queue {self.name!r}",
             self.channel().queue_declare,

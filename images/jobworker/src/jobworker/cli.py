@@ -316,9 +316,11 @@ def _add_consumer_timeout(parser: argparse.ArgumentParser, environ: Mapping[str,
         metavar="SECONDS",
         default=environ.get(ENV_CONSUMER_TIMEOUT) or None,
         type=_number(float, 0, False, "--consumer-timeout", ENV_CONSUMER_TIMEOUT),
-        help=f"{what}: how long RabbitMQ 3.12+ lets a message stay unacknowledged; set it above the "
-        "longest item (the server's consumer_timeout, 30 minutes by default, applies otherwise; older "
-        f"brokers ignore the argument) (env {ENV_CONSUMER_TIMEOUT})",
+        help=f"{what}: how long RabbitMQ lets a message stay unacknowledged; set it above the "
+        "longest item (the server's consumer_timeout, 30 minutes by default, applies otherwise). "
+        "Honoured from 3.11.15, on quorum queues only from 4.3, whose classic queues time nothing "
+        "out; left out, with a line saying why, where the broker would ignore or refuse it "
+        f"(env {ENV_CONSUMER_TIMEOUT})",
     )
 
 

@@ -19,12 +19,16 @@ thread keeps calling process_data_events, and every AMQP call (ack included) is 
 thread after the program ended. A program may run for hours this way.
 
 Delivery acknowledgement timeout: the broker gives up on a delivery that stays unacknowledged for
-`consumer_timeout` (30 minutes by default). RabbitMQ up to 4.2 then closes the channel; 4.3 and
-later cancel the consumer instead, which a naive pika consumer does not even notice. Both are
-caught while pumping and treated as a failure of this run, never as success: the program is
-stopped, nothing is acknowledged, and the worker exits 1 (the message is back in the queue). Raise
-the limit for long items: `--consumer-timeout` (a consumer argument) or `jobworker seed
---consumer-timeout` (a queue argument) on RabbitMQ 3.12+, or the server's consumer_timeout.
+`consumer_timeout` (30 minutes by default). RabbitMQ up to 4.2 does so on every queue and closes
+the channel; 4.3 and later do so on quorum queues only (classic queues' deliveries never time out)
+and cancel the consumer instead, which a naive pika consumer does not even notice, putting the
+message back at once. Both are caught while pumping and treated as a failure of this run, never as
+success: the program is stopped, nothing is acknowledged, and the worker exits 1 (the message is
+back in the queue). Raise the limit for long items: `--consumer-timeout` (the consumer argument
+x-consumer-timeout) or `jobworker seed --consumer-timeout` (the queue argument) on RabbitMQ
+3.11.15+, or the server's consumer_timeout. The worker leaves the argument out where it would do
+nothing: on older brokers, which ignore it, and on 4.3+ classic queues, which refuse it (the
+queue's type shows only in that refusal, so the worker then consumes again without it).
 
 A lost connection while no message is held is retried (the broker may be restarting); with a
 message held, the message is already back in the queue, so the program is stopped and the worker
@@ -37,10 +41,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pika
 from pika import exceptions
+from pika.adapters.blocking_connection import BlockingChannel
 
 from jobworker.amqpqueue import (
     NOT_FOUND,
@@ -49,9 +54,13 @@ from jobworker.amqpqueue import (
     QueueCounts,
     attempts_of,
     connect,
+    consumer_timeout_argument,
     dead_letter,
     describe,
+    log_classic_untimed,
+    refuses_consumer_timeout,
     retry_later,
+    server_version,
 )
 from jobworker.constants import AmqpNames, ExitCode
 from jobworker.errors import JobWorkerError
@@ -72,7 +81,7 @@ class CoarseSettings:
     drain: bool
     prefetch: int
     idle_seconds: float  # --drain: the queue counts as drained after this long without a message
-    consumer_timeout: float | None  # sent as the consumer argument x-consumer-timeout when set
+    consumer_timeout: float | None  # sent as the consumer argument x-consumer-timeout where it works
 
 
 class BrokerLost(Exception):
@@ -108,26 +117,24 @@ class Consumer:
         self._ack_count = 0
         self._ack_batch = max(settings.prefetch // 2, 1)
         self.connection = connect(broker, stop)
+        self.version = server_version(self.connection)
         try:
-            self.channel = self.connection.channel()
-            try:
-                self.channel.queue_declare(names.work, passive=True)
-            except exceptions.ChannelClosedByBroker as error:
-                if error.reply_code != NOT_FOUND:
-                    raise
-                raise JobWorkerError(
-                    f"queue {names.work!r} does not exist on RabbitMQ at {broker.location}: "
-                    "create it with `jobworker seed --amqp-url ...` (or declare it durable)"
-                ) from None
-            self.channel.confirm_delivery()
-            self.channel.basic_qos(prefetch_count=settings.prefetch)
-            self.channel.add_on_cancel_callback(self._on_cancel)
-            arguments = None
-            if settings.consumer_timeout:
-                arguments = {"x-consumer-timeout": round(settings.consumer_timeout * 1000)}
-            self.consumer_tag = self.channel.basic_consume(
-                names.work, self._on_message, auto_ack=False, arguments=arguments
+            self.channel = self._open_channel(settings.prefetch)
+            arguments = consumer_timeout_argument(
+                settings.consumer_timeout, self.version, names.work, classic=None, kind="consumer argument"
             )
+            try:
+                self.consumer_tag = self.channel.basic_consume(
+                    names.work, self._on_message, auto_ack=False, arguments=arguments or None
+                )
+            except exceptions.ChannelClosedByBroker as error:
+                if not (arguments and refuses_consumer_timeout(error)):
+                    raise
+                log_classic_untimed(self.version, names.work, "consumer argument")
+                arguments = {}
+                self.channel = self._open_channel(settings.prefetch)
+                self.consumer_tag = self.channel.basic_consume(names.work, self._on_message, auto_ack=False)
+            self.timeout_argument_sent = bool(arguments)
         except exceptions.ChannelClosedByBroker as error:
             self.close()
             raise JobWorkerError(
@@ -141,6 +148,23 @@ class Consumer:
         except BaseException:
             self.close()
             raise
+
+    def _open_channel(self, prefetch: int) -> BlockingChannel:
+        """A channel in confirm mode with the prefetch set, after checking that the queue exists."""
+        channel = self.connection.channel()
+        try:
+            channel.queue_declare(self.names.work, passive=True)
+        except exceptions.ChannelClosedByBroker as error:
+            if error.reply_code != NOT_FOUND:
+                raise
+            raise JobWorkerError(
+                f"queue {self.names.work!r} does not exist on RabbitMQ at {self.broker.location}: "
+                "create it with `jobworker seed --amqp-url ...` (or declare it durable)"
+            ) from None
+        channel.confirm_delivery()
+        channel.basic_qos(prefetch_count=prefetch)
+        channel.add_on_cancel_callback(self._on_cancel)
+        return channel
 
     def _on_message(
         self, _channel: object, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes
@@ -180,7 +204,8 @@ class Consumer:
         if self.cancelled_by_broker:
             raise BrokerLost(
                 f"RabbitMQ cancelled our consumer of {self.names.work!r}: the queue was deleted, or "
-                "(RabbitMQ 4.3+) the delivery acknowledgement timeout passed (see --consumer-timeout)"
+                "(RabbitMQ 4.3+, a quorum queue) the delivery acknowledgement timeout passed "
+                "(see --consumer-timeout)"
             )
 
     def _channel_gone(self, reason: BaseException | None) -> str:
@@ -234,9 +259,16 @@ class Consumer:
             self._guard("acknowledge messages", self.channel.basic_ack, tag, multiple=True)
 
     def hand_back_all(self) -> None:
-        """Return every message held and not acknowledged to the queue (basic.nack, requeue)."""
+        """Return every message held and not acknowledged to the queue (basic.nack, requeue).
+
+        The consumer is cancelled first: otherwise the broker delivers a message straight back to
+        us, and our disconnection returns it once more, which counts as a failed delivery of a
+        quorum queue (x-delivery-count, the delivery limit) where the nack does not, from 4.3.
+        """
         self.flush_acks()
         self.deliveries.clear()
+        if not self.cancelled_by_broker:
+            self._guard("cancel the consumer", self.channel.basic_cancel, self.consumer_tag)
         self._guard("hand messages back", self.channel.basic_nack, 0, multiple=True, requeue=True)
 
     def stop_consuming(self) -> None:
@@ -297,6 +329,9 @@ class CoarseWorker:
         losses, done_before = 0, 0
         while True:
             consumer = Consumer(self.broker, self.names, self.settings, self.stop)
+            if self.settings.consumer_timeout and not consumer.timeout_argument_sent:
+                # One line said why it was left out; a reconnection goes without it, silently.
+                self.settings = replace(self.settings, consumer_timeout=None)
             if not losses:
                 log.info(
                     "worker started on queue %r at %s (%s, %d attempts)",

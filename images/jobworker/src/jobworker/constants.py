@@ -157,6 +157,21 @@ class AmqpNames:
         return self.seed_prefix + digest[:AMQP_SEED_DIGEST_CHARS]
 
 
+# The consumer timeout, as a queue argument (`jobworker seed`) and a consumer argument (`coarse`):
+# how long, in ms, a delivery may stay unacknowledged before the broker gives up on it.
+ARG_CONSUMER_TIMEOUT = "x-consumer-timeout"
+# RabbitMQ versions (the server properties of a connection say which): the first that honours the
+# argument (older ones accept and ignore it), and the first whose classic queues never time a
+# delivery out (only quorum queues do; 4.3.2 and later refuse the argument on classic queues).
+RABBITMQ_CONSUMER_TIMEOUT_ARGUMENT = (3, 11, 15)
+RABBITMQ_CLASSIC_QUEUES_UNTIMED = (4, 3, 0)
+# A quorum queue's delivery limit: from RabbitMQ 4.0 a message given back more than 20 times is
+# dead-lettered, or dropped where the queue has no dead-letter exchange; -1 turns the limit off
+# (before 4.0 there is no default, and -1 would drop a message at its first return).
+ARG_DELIVERY_LIMIT = "x-delivery-limit"
+RABBITMQ_DEFAULT_DELIVERY_LIMIT = (4, 0, 0)
+NO_DELIVERY_LIMIT = -1
+
 # Message headers the coarse worker reads and writes (any publisher may leave them out).
 HEADER_ATTEMPTS = "x-jobworker-attempts"  # failed runs so far; a message without it has none
 HEADER_ERROR = "x-jobworker-error"  # the last failure: exit status and the end of stderr
