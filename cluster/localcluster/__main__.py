@@ -1,4 +1,4 @@
-"""`python -m localcluster up|down|status|traces|point-charts`: what the Makefile's `cluster`,
+"""`python -m localcluster up|down|status|traces|import|point-charts`: what the Makefile's `cluster`,
 `cluster-down` and `ct-install` targets run, and what the tests ask. Errors the user can act on are one
 line and exit status 1."""
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from localcluster import cluster
 from localcluster.host import ClusterError
+from localcluster.images import import_images
 from localcluster.layout import Layout
 from localcluster.standins import ImageMap, point_charts
 
@@ -29,13 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument("--kubeconfig", type=Path, help="the kubeconfig copy to remove with its directory")
     sub.add_parser("status", help="say whether a healthy cluster runs (exit 0) or not (exit 1)")
     sub.add_parser("traces", help="list what of the cluster is on this machine (exit 1 if anything)")
+    load = sub.add_parser(
+        "import", help="import images from the local Docker engine into the running cluster"
+    )
+    load.add_argument("images", nargs="+", metavar="IMAGE")
     point = sub.add_parser("point-charts", help="copy charts with their values pointed at the stand-ins")
     point.add_argument("--image-map", type=Path, required=True)
     point.add_argument("charts", type=Path)
     point.add_argument("destination", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="localcluster: %(message)s")
-    if args.action in ("up", "status") and args.bin is None:
+    if args.action in ("up", "status", "import") and args.bin is None:
         parser.error(f"{args.action} needs --bin")
     layout = Layout(bin=args.bin.resolve()) if args.bin else Layout()
     try:
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.kubeconfig:
                 shutil.rmtree(args.kubeconfig.parent, ignore_errors=True)
             log.info("the cluster is gone")
+        elif args.action == "import":
+            import_images(layout, args.images)
         elif args.action == "traces":
             found = cluster.traces(layout)
             print("\n".join(found) if found else "no trace of the cluster")

@@ -6,6 +6,7 @@ work itself.
 """
 
 import importlib
+import sys
 from collections.abc import Callable
 
 from jobworker.errors import JobWorkerError, UsageError
@@ -15,6 +16,13 @@ Handler = Callable[[bytes], object]
 
 def noop(item: bytes) -> None:
     """Does nothing: the benchmark's handler, so that only the queue's own cost is measured."""
+
+
+def echo(item: bytes) -> None:
+    """Prints the item on a line of its own, as the Kubernetes docs' worker does with each item: the
+    smallest handler whose work shows in the pod's log (bench/cluster_jobs.py times items by it)."""
+    sys.stdout.buffer.write(item + b"\n")
+    sys.stdout.flush()
 
 
 def load_handler(spec: str) -> Handler:

@@ -1,0 +1,684 @@
+#!/usr/bin/env python3
+"""Whole Jobs on the cluster: each pattern, ours against the Kubernetes docs' original, in one run.
+
+On the cluster of the current kubeconfig (by default the local one of `make cluster`), with the same
+items, parallelism and trivial work per item (print it) for both contenders:
+
+  fine      the docs' worker (their rediswq protocol, bench/docs/fine-worker) on a Redis list filled
+            with redis-cli, against fine-queue-job (handler jobworker.handlers:echo)
+  coarse    the docs' Job (a pod per item running `amqp-consume -c 1`, bench/docs/coarse-worker) on a
+            queue filled with amqp-publish, against coarse-queue-job (`cat` per item)
+  indexed   the docs' Indexed Job (a bash init container writes the item, busybox `rev` reads it),
+            against indexed-job with the worker image (`cat`) and with its init-container variant
+
+Both contenders share a broker started before either is timed (the repository's redis chart without
+a password, as the docs' worker needs; its rabbitmq chart): the docs fill the queue by hand and then
+start their Job, ours is a `helm install` of the job chart pointed at that broker. For each: wall time
+from the start (filling or install) to the Job's Complete condition, items per second, pods created,
+pod-seconds (the sum over pods of the time from their first container's start to their last one's
+end, as the kubelet reports it, to the second) and the idle part of it (a pod alive before its first
+item or after its last one, from the log's timestamps), the broker's peak memory, and the ratio
+ours/docs.
+
+Usage: bench/cluster_jobs.py [--quick] [--json] [--kubeconfig PATH]
+It builds the docs' images (Docker) and, on the local cluster, imports them; elsewhere the cluster
+must be able to pull them (see --help).
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "cluster"))
+
+from localcluster.standins import ImageMap, stand_in_values  # noqa: E402
+
+LOCAL_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
+IMAGE_MAP = REPO / ".cluster" / "image-map"
+DOCS_FINE_IMAGE = "localhost/jobworker-bench/docs-fine-worker:1"
+DOCS_COARSE_IMAGE = "localhost/jobworker-bench/docs-coarse-worker:1"
+JOB_TIMEOUT = 1800
+# (pattern, items, parallelism) of a full run, and of --quick (a test runs it).
+FULL = [
+    ("fine", 1000, 2),
+    ("fine", 1000, 8),
+    ("fine", 20000, 2),
+    ("fine", 20000, 8),
+    ("coarse", 20, 4),
+    ("coarse", 100, 4),
+    ("indexed", 20, 8),
+    ("indexed", 200, 8),
+]
+QUICK = [("fine", 100, 2), ("coarse", 3, 2), ("indexed", 3, 2)]
+
+
+@dataclass
+class Measure:
+    seconds: float
+    pods: int
+    pod_seconds: float
+    idle_pod_seconds: float  # before a pod's first item and after its last one
+    end_idle_pod_seconds: float  # after its last item only: waiting for the end of the queue
+    broker_peak_bytes: int | None
+    items_done: int
+
+
+@dataclass
+class Run:
+    pattern: str
+    items: int
+    parallelism: int
+    ours: Measure
+    docs: Measure
+    variant: str = "worker image"
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+class Cluster:
+    """kubectl and helm against one cluster, in throwaway namespaces."""
+
+    def __init__(self, kubeconfig: str, kubectl: str, helm: str, images: ImageMap | None) -> None:
+        self.kubeconfig, self.kubectl_binary, self.helm_binary, self.images = (
+            kubeconfig,
+            kubectl,
+            helm,
+            images,
+        )
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        command = [self.kubectl_binary, f"--kubeconfig={self.kubeconfig}", *args]
+        result = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, timeout=600, check=False
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args[:3])}: {result.stderr.strip()[-800:]}")
+        return result.stdout
+
+    def json(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.kubectl(*args, "-o", "json"))
+
+    def helm_install(
+        self, namespace: str, release: str, chart: str, values: dict[str, Any], wait: bool
+    ) -> None:
+        chart_dir = REPO / "charts" / chart
+        subprocess.run(
+            [self.helm_binary, "dependency", "build", "--skip-refresh", str(chart_dir)],
+            capture_output=True,
+            check=True,
+        )
+        if self.images is not None:
+            values = stand_in_values(chart_dir, values, self.images)
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+            json.dump(values, file)
+            file.flush()
+            command = [
+                self.helm_binary,
+                "install",
+                release,
+                str(chart_dir),
+                "-n",
+                namespace,
+                "--values",
+                file.name,
+                f"--kubeconfig={self.kubeconfig}",
+                "--timeout",
+                "20m",
+            ]
+            result = subprocess.run(
+                [*command, *(["--wait"] if wait else [])], capture_output=True, text=True, check=False
+            )
+        if result.returncode != 0:
+            raise RuntimeError(f"helm install {chart}: {result.stderr.strip()[-800:]}")
+
+    def image(self, official: str) -> str:
+        return official if self.images is None else self.images.for_official(official)
+
+
+class PeakMemory:
+    """The peak working-set memory of the broker pod's containers, sampled from the kubelet each
+    second; a pattern without a broker (pod_prefix None) has none."""
+
+    def __init__(self, cluster: Cluster, namespace: str, pod_prefix: str | None) -> None:
+        self.cluster, self.namespace, self.prefix = cluster, namespace, pod_prefix
+        self.peak: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "PeakMemory":
+        if self.prefix is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _sample(self) -> None:
+        nodes = [node["metadata"]["name"] for node in self.cluster.json("get", "nodes")["items"]]
+        while not self._stop.wait(1):
+            for node in nodes:
+                raw = self.cluster.kubectl(
+                    "get", "--raw", f"/api/v1/nodes/{node}/proxy/stats/summary", check=False
+                )
+                for pod in json.loads(raw or "{}").get("pods", []):
+                    ref = pod["podRef"]
+                    if ref["namespace"] == self.namespace and ref["name"].startswith(self.prefix):
+                        used = sum(
+                            c.get("memory", {}).get("workingSetBytes", 0) for c in pod.get("containers", [])
+                        )
+                        self.peak = max(self.peak or 0, used)
+
+
+# --- measuring a finished Job --------------------------------------------------------------------------
+def _time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def wait_for_job(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while True:
+        job = cluster.json("get", "job", name, "-n", namespace)
+        conditions = {c["type"]: c["status"] for c in job.get("status", {}).get("conditions") or []}
+        if conditions.get("Complete") == "True":
+            return job
+        if conditions.get("Failed") == "True":
+            raise RuntimeError(f"job {name} failed: {job['status']}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job {name} did not complete within {JOB_TIMEOUT} s")
+        time.sleep(1)
+
+
+def measure(
+    cluster: Cluster,
+    namespace: str,
+    job_name: str,
+    started: float,
+    *,
+    item_line: re.Pattern[str],
+    peak: PeakMemory,
+) -> Measure:
+    """Wall time, pods, pod-seconds and idle pod-seconds of a completed Job, from the cluster."""
+    job = wait_for_job(cluster, namespace, job_name)
+    finished = max(
+        _time(c["lastTransitionTime"]) for c in job["status"]["conditions"] if c["type"] == "Complete"
+    )
+    pods = cluster.json("get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={job_name}")[
+        "items"
+    ]
+    pod_seconds = idle = end_idle = 0.0
+    items_done = 0
+    for pod in pods:
+        statuses = [
+            *(pod["status"].get("initContainerStatuses") or []),
+            *(pod["status"].get("containerStatuses") or []),
+        ]
+        runs = [s["state"]["terminated"] for s in statuses if "terminated" in s.get("state", {})]
+        if not runs:
+            continue
+        # The kubelet reports container times to the second: sums over many pods are still fair.
+        begin = min(_time(run["startedAt"]) for run in runs)
+        end = max(_time(run["finishedAt"]) for run in runs)
+        pod_seconds += end - begin
+        main = pod["spec"]["containers"][0]["name"]
+        log = cluster.kubectl(
+            "logs", pod["metadata"]["name"], "-n", namespace, "-c", main, "--timestamps", check=False
+        )
+        stamped = [(_time(line.split(" ", 1)[0]), line) for line in log.splitlines() if " " in line]
+        stamps = [stamp for stamp, line in stamped if item_line.search(line)]
+        items_done += len(stamps)
+        if not stamps:
+            idle += end - begin
+            continue
+        # The end of the wait after the last item: the worker's last log line (to the nanosecond),
+        # which it writes as it exits.
+        waited = max(stamp for stamp, _ in stamped) - max(stamps)
+        end_idle += waited
+        idle += max(min(stamps) - begin, 0.0) + waited
+    return Measure(finished - started, len(pods), pod_seconds, idle, end_idle, peak.peak, items_done)
+
+
+# --- the contenders --------------------------------------------------------------------------------------
+def items_of(count: int) -> list[str]:
+    return [f"item-{number:06}" for number in range(count)]
+
+
+def start_broker(cluster: Cluster, namespace: str, pattern: str) -> None:
+    """The broker both contenders share, started before either is timed (as the docs have you do,
+    and as a broker set up once for many Jobs is): Redis without a password, as the docs' worker
+    needs it, or RabbitMQ with the chart's user."""
+    if pattern == "fine":
+        cluster.helm_install(namespace, "broker", "redis", {"auth": {"enabled": False}}, wait=True)
+    elif pattern == "coarse":
+        cluster.helm_install(namespace, "broker", "rabbitmq", {}, wait=True)
+
+
+def ours_fine(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
+    started = time.time()
+    with PeakMemory(cluster, namespace, "broker-redis") as peak:
+        values = {
+            "items": items_of(items),
+            "handler": "jobworker.handlers:echo",
+            "parallelism": parallelism,
+            "activeDeadlineSeconds": JOB_TIMEOUT,
+            "redis": {"enabled": False},
+            "externalRedis": {"host": "broker-redis"},
+        }
+        cluster.helm_install(namespace, "ours", "fine-queue-job", values, wait=False)
+        return measure(
+            cluster, namespace, "ours-fine-queue-job", started, item_line=re.compile(r" item-\d+$"), peak=peak
+        )
+
+
+def docs_fine(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
+    """The docs' steps: fill the list job2 with redis-cli, start the Job of workers."""
+    started = time.time()
+    with PeakMemory(cluster, namespace, "broker-redis") as peak:
+        pushes = "".join(f"RPUSH job2 {item}\n" for item in items_of(items))
+        cluster.kubectl(
+            "exec", "-i", "-n", namespace, "broker-redis-0", "--", "redis-cli", "--pipe", stdin=_resp(pushes)
+        )
+        container = {
+            "name": "c",
+            "image": DOCS_FINE_IMAGE,
+            "env": [{"name": "REDIS_HOST", "value": "broker-redis"}],
+        }
+        cluster.kubectl(
+            "apply",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            stdin=json.dumps(_docs_job("docs-fine", parallelism, None, container)),
+        )
+        return measure(
+            cluster, namespace, "docs-fine", started, item_line=re.compile(r" item-\d+$"), peak=peak
+        )
+
+
+def _resp(commands: str) -> str:
+    """Commands in the Redis protocol, for `redis-cli --pipe`."""
+    out = []
+    for line in commands.splitlines():
+        words = line.split()
+        out.append(f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words))
+    return "".join(out)
+
+
+def ours_coarse(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
+    started = time.time()
+    with PeakMemory(cluster, namespace, "broker-rabbitmq") as peak:
+        values = {
+            "items": items_of(items),
+            "command": ["cat"],
+            "parallelism": parallelism,
+            "activeDeadlineSeconds": JOB_TIMEOUT,
+            "rabbitmq": {"enabled": False},
+            "externalRabbitmq": {
+                "host": "broker-rabbitmq",
+                "existingSecret": "broker-rabbitmq",
+                "existingSecretUsernameKey": "rabbitmq-username",
+                "existingSecretPasswordKey": "rabbitmq-password",
+            },
+        }
+        cluster.helm_install(namespace, "ours", "coarse-queue-job", values, wait=False)
+        return measure(
+            cluster,
+            namespace,
+            "ours-coarse-queue-job",
+            started,
+            item_line=re.compile(r"item-\d+$"),
+            peak=peak,
+        )
+
+
+def docs_coarse(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
+    """The docs' steps: declare job1 and publish each item with amqp-publish, then the Job of
+    `amqp-consume -c 1` pods, completions = items."""
+    started = time.time()
+    with PeakMemory(cluster, namespace, "broker-rabbitmq") as peak:
+        url = {"name": "BROKER_URL", "value": "amqp://$(USER):$(PASSWORD)@broker-rabbitmq:5672"}
+        secret = [
+            {
+                "name": key,
+                "valueFrom": {"secretKeyRef": {"name": "broker-rabbitmq", "key": f"rabbitmq-{field}"}},
+            }
+            for key, field in (("USER", "username"), ("PASSWORD", "password"))
+        ]
+        fill = (
+            "amqp-declare-queue --url=$BROKER_URL -q job1 -d >/dev/null && for item in "
+            + " ".join(items_of(items))
+            + "; do amqp-publish --url=$BROKER_URL -r job1 -p -b $item; done"
+        )
+        filler = {
+            "name": "c",
+            "image": DOCS_COARSE_IMAGE,
+            "command": ["sh", "-c", fill],
+            "env": [*secret, url],
+        }
+        cluster.kubectl(
+            "apply", "-n", namespace, "-f", "-", stdin=json.dumps(_docs_job("docs-fill", 1, 1, filler))
+        )
+        wait_for_job(cluster, namespace, "docs-fill")
+        worker = {
+            "name": "c",
+            "image": DOCS_COARSE_IMAGE,
+            "env": [*secret, url, {"name": "QUEUE", "value": "job1"}],
+        }
+        cluster.kubectl(
+            "apply",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            stdin=json.dumps(_docs_job("docs-coarse", parallelism, items, worker)),
+        )
+        return measure(
+            cluster,
+            namespace,
+            "docs-coarse",
+            started,
+            item_line=re.compile(r"Processing item-\d+"),
+            peak=peak,
+        )
+
+
+def ours_indexed(variant: str) -> Callable[[Cluster, str, int, int], Measure]:
+    def run(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
+        values: dict[str, Any] = {"items": items_of(items), "parallelism": parallelism, "command": ["cat"]}
+        if variant == "init container":
+            values.update(
+                programImage={"repository": "docker.io/library/busybox", "tag": "1.36.1"},
+                command=["rev", "/input/data.txt"],
+            )
+        started = time.time()
+        with PeakMemory(cluster, namespace, None) as peak:
+            cluster.helm_install(
+                namespace, "ours", "indexed-job", {**values, "activeDeadlineSeconds": JOB_TIMEOUT}, wait=False
+            )
+            line = re.compile(r"(item-\d+|\d+-meti)$")
+            return measure(cluster, namespace, "ours-indexed-job", started, item_line=line, peak=peak)
+
+    return run
+
+
+def docs_indexed(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
+    """The docs' Indexed Job: a bash init container writes item N of a bash array, busybox rev reads it."""
+    started = time.time()
+    array = " ".join(items_of(items))
+    job = _docs_job(
+        "docs-indexed",
+        parallelism,
+        items,
+        {
+            "name": "worker",
+            "image": cluster.image("docker.io/library/busybox:1.36.1"),
+            "command": ["rev", "/input/data.txt"],
+            "volumeMounts": [{"mountPath": "/input", "name": "input"}],
+        },
+    )
+    spec = job["spec"]
+    spec["completionMode"] = "Indexed"
+    spec["template"]["spec"]["initContainers"] = [
+        {
+            "name": "input",
+            "image": cluster.image("docker.io/library/bash:5"),
+            "command": [
+                "bash",
+                "-c",
+                f"items=({array}); echo ${{items[$JOB_COMPLETION_INDEX]}} > /input/data.txt",
+            ],
+            "volumeMounts": [{"mountPath": "/input", "name": "input"}],
+        }
+    ]
+    spec["template"]["spec"]["volumes"] = [{"name": "input", "emptyDir": {}}]
+    with PeakMemory(cluster, namespace, None) as peak:
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(job))
+        return measure(
+            cluster, namespace, "docs-indexed", started, item_line=re.compile(r"\d+-meti$"), peak=peak
+        )
+
+
+def _docs_job(
+    name: str, parallelism: int, completions: int | None, container: dict[str, Any]
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "parallelism": parallelism,
+        "backoffLimit": 6,
+        "template": {
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"imagePullPolicy": "IfNotPresent", **container}],
+            }
+        },
+    }
+    if completions is not None:
+        spec["completions"] = completions
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": spec}
+
+
+CONTENDERS: dict[str, list[tuple[str, Callable, Callable]]] = {
+    "fine": [("worker image", ours_fine, docs_fine)],
+    "coarse": [("worker image", ours_coarse, docs_coarse)],
+    "indexed": [
+        ("worker image", ours_indexed("worker image"), docs_indexed),
+        ("init container", ours_indexed("init container"), docs_indexed),
+    ],
+}
+
+
+def run_pair(
+    cluster: Cluster, pattern: str, contenders: tuple[Callable, Callable], items: int, parallelism: int
+) -> Run:
+    """Ours, then the docs' original, one after the other in one namespace, on one broker started
+    first and not timed (each uses a queue of its own)."""
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", namespace)
+    try:
+        start_broker(cluster, namespace, pattern)
+        ours, docs = contenders
+        return Run(pattern, items, parallelism, ours(cluster, namespace, items, parallelism),
+                   docs(cluster, namespace, items, parallelism))  # fmt: skip
+    finally:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=300s", check=False)
+
+
+# --- setting up and reporting ----------------------------------------------------------------------
+def build_docs_images(python_image: str, local_bin: str | None) -> None:
+    for reference, directory in ((DOCS_FINE_IMAGE, "fine-worker"), (DOCS_COARSE_IMAGE, "coarse-worker")):
+        subprocess.run(
+            [
+                "docker",
+                "build",
+                "-q",
+                "--build-arg",
+                f"PYTHON_IMAGE={python_image}",
+                "-t",
+                reference,
+                "-f",
+                f"bench/docs/{directory}/Dockerfile",
+                ".",
+            ],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    if local_bin:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "localcluster",
+                "--bin",
+                local_bin,
+                "import",
+                DOCS_FINE_IMAGE,
+                DOCS_COARSE_IMAGE,
+            ],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO / "cluster")},
+            check=True,
+        )
+
+
+def ratios(run: Run) -> dict[str, float]:
+    def ratio(ours: float, docs: float) -> float:
+        return round(ours / docs, 3) if docs else float("nan")
+
+    return {
+        "seconds": ratio(run.ours.seconds, run.docs.seconds),
+        "pod_seconds": ratio(run.ours.pod_seconds, run.docs.pod_seconds),
+        "idle_pod_seconds": ratio(run.ours.idle_pod_seconds, run.docs.idle_pod_seconds),
+        "end_idle_pod_seconds": ratio(run.ours.end_idle_pod_seconds, run.docs.end_idle_pod_seconds),
+    }
+
+
+def as_json(run: Run) -> dict[str, Any]:
+    return {
+        "pattern": run.pattern if run.variant == "worker image" else f"{run.pattern} ({run.variant})",
+        "items": run.items,
+        "parallelism": run.parallelism,
+        "ours_seconds": round(run.ours.seconds, 2),
+        "docs_seconds": round(run.docs.seconds, 2),
+        "ours_items_per_second": round(run.items / run.ours.seconds, 1),
+        "docs_items_per_second": round(run.items / run.docs.seconds, 1),
+        "ours_pods": run.ours.pods,
+        "docs_pods": run.docs.pods,
+        "ours_pod_seconds": round(run.ours.pod_seconds, 1),
+        "docs_pod_seconds": round(run.docs.pod_seconds, 1),
+        "ours_idle_pod_seconds": round(run.ours.idle_pod_seconds, 1),
+        "docs_idle_pod_seconds": round(run.docs.idle_pod_seconds, 1),
+        "ours_end_idle_pod_seconds": round(run.ours.end_idle_pod_seconds, 2),
+        "docs_end_idle_pod_seconds": round(run.docs.end_idle_pod_seconds, 2),
+        "ours_broker_peak_bytes": run.ours.broker_peak_bytes,
+        "docs_broker_peak_bytes": run.docs.broker_peak_bytes,
+        "ours_items_done": run.ours.items_done,
+        "docs_items_done": run.docs.items_done,
+        "ratios": run.ratios,
+    }
+
+
+# The table's columns: title, and how to show a run (one entry of `runs`) in it.
+COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("pattern", lambda run: run["pattern"]),
+    ("items", lambda run: str(run["items"])),
+    ("par", lambda run: str(run["parallelism"])),
+    *(
+        (f"{who} {title}", lambda run, who=who, key=key, form=form: format(run[f"{who}_{key}"], form))
+        for key, title, form in (
+            ("seconds", "s", ".1f"),
+            ("pods", "pods", "d"),
+            ("pod_seconds", "pod-s", ".0f"),
+            ("idle_pod_seconds", "idle", ".0f"),
+            ("end_idle_pod_seconds", "end idle", ".2f"),
+        )
+        for who in ("ours", "docs")
+    ),
+    ("ratio s", lambda run: f"{run['ratios']['seconds']:.2f}"),
+    ("ratio pod-s", lambda run: f"{run['ratios']['pod_seconds']:.2f}"),
+    ("broker MB ours/docs", lambda run: "/".join(
+        f"{run[f'{who}_broker_peak_bytes'] / 1e6:.0f}" if run[f"{who}_broker_peak_bytes"] else "-"
+        for who in ("ours", "docs")
+    )),
+]  # fmt: skip
+
+
+def print_table(runs: list[dict[str, Any]], growth: list[str]) -> None:
+    rows = [[title for title, _ in COLUMNS], *([show(run) for _, show in COLUMNS] for run in runs)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    for number, row in enumerate(rows):
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+        if number == 0:
+            print("  ".join("-" * width for width in widths))
+    for line in growth:
+        print(line)
+
+
+def growth_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """How each pattern's times grow from its smallest to its largest size, at the same parallelism."""
+    lines = []
+    by_key: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        by_key.setdefault((run["pattern"], run["parallelism"]), []).append(run)
+    for (pattern, parallelism), group in by_key.items():
+        if len(group) < 2:
+            continue
+        small, large = min(group, key=lambda r: r["items"]), max(group, key=lambda r: r["items"])
+        factor = large["items"] / small["items"]
+        lines.append(
+            f"{pattern}, parallelism {parallelism}: {factor:g}x the items take "
+            f"{large['ours_seconds'] / small['ours_seconds']:.1f}x the time (ours), "
+            f"{large['docs_seconds'] / small['docs_seconds']:.1f}x (docs)"
+        )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="one small run per pattern (for a test)")
+    parser.add_argument("--json", action="store_true", help="one JSON object with a list `runs`")
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or str(LOCAL_KUBECONFIG))
+    parser.add_argument("--kubectl", default=str(REPO / ".cluster" / "kubectl"))
+    parser.add_argument(
+        "--helm", default=os.environ.get("HELM") or str(REPO / ".tools" / "helm-4.1.4" / "helm")
+    )
+    parser.add_argument(
+        "--local-bin",
+        default=os.environ.get("CLUSTER_BIN"),
+        help="the local cluster's programs: import the docs' images into it",
+    )
+    parser.add_argument(
+        "--python-image",
+        default=os.environ.get("PYTHON_IMAGE", "python:3.12-slim"),
+        help="the base of the docs' images, off the local cluster (env PYTHON_IMAGE)",
+    )
+    args = parser.parse_args()
+    local = Path(args.kubeconfig).resolve() == LOCAL_KUBECONFIG.resolve()
+    images = ImageMap.read(IMAGE_MAP) if local else None
+    # On the local cluster the base is the stand-in for the official python image, else PYTHON_IMAGE.
+    python_image = images.for_repository("docker.io/library/python") if images else args.python_image
+    build_docs_images(python_image, args.local_bin if local else None)
+    cluster = Cluster(args.kubeconfig, args.kubectl, args.helm, images)
+    runs = []
+    for pattern, items, parallelism in QUICK if args.quick else FULL:
+        for variant, ours, docs in CONTENDERS[pattern]:
+            run = run_pair(cluster, pattern, (ours, docs), items, parallelism)
+            run.variant = variant
+            run.ratios = ratios(run)
+            runs.append(as_json(run))
+            if not args.json:
+                print(
+                    f"{runs[-1]['pattern']} {items} items x{parallelism}: ours {run.ours.seconds:.1f} s, "
+                    f"docs {run.docs.seconds:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    report = {
+        "runs": runs,
+        "growth": growth_lines(runs),
+        "cluster": cluster.json("version")["serverVersion"]["gitVersion"],
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_table(runs, report["growth"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

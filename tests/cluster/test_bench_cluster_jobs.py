@@ -1,0 +1,26 @@
+"""bench/cluster_jobs.py --quick on the local cluster: one small run of each pattern, ours against
+the docs' original, and the JSON the README's table is made from."""
+
+import json
+from pathlib import Path
+
+from tests.cluster.conftest import make
+
+FIELDS = {
+    "pattern", "items", "parallelism", "ours_seconds", "docs_seconds", "ours_pod_seconds", "docs_pod_seconds",
+    "ours_idle_pod_seconds", "docs_idle_pod_seconds",
+}  # fmt: skip
+
+
+def test_the_quick_benchmark_runs_every_pattern_against_the_docs(local_cluster: Path):
+    result = make("bench-cluster", "BENCH_ARGS=--quick --json", timeout=1800)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    runs = report["runs"]
+    assert [run["pattern"] for run in runs] == ["fine", "coarse", "indexed", "indexed (init container)"]
+    for run in runs:
+        assert set(run) >= FIELDS, sorted(FIELDS - set(run))
+        assert run["ours_items_done"] == run["docs_items_done"] == run["items"], run  # every item, both sides
+        assert run["ours_seconds"] > 0
+        assert run["docs_seconds"] > 0
+    assert report["cluster"].startswith("v1.")
