@@ -1,14 +1,18 @@
 """Bringing the cluster up (or reusing the one that runs) and taking it down without a trace."""
 
+import json
 import logging
 import os
 import shutil
+import ssl
 import subprocess
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from localcluster import checks, components, daemons, host, network, pki
 from localcluster.images import import_images
-from localcluster.layout import PROGRAMS, Layout
+from localcluster.layout import ETCD_CLIENT_PORT, PROGRAMS, Layout
 from localcluster.standins import ImageMap
 
 log = logging.getLogger("localcluster")
@@ -71,7 +75,9 @@ def up(
     return f"started a cluster; kubeconfig: {kubeconfig}"
 
 
-def _start(layout: Layout, name: str, command_lines: dict[str, list[str]], ready=None) -> None:
+def _start(
+    layout: Layout, name: str, command_lines: dict[str, list[str]], ready: Callable[[], bool] | None = None
+) -> None:
     daemons.start(layout, name, command_lines[name])
     alive = lambda: daemons.pid_of(layout, name) is not None  # noqa: E731
     daemons.wait_for(layout, f"{name} running", alive, 2, name)
@@ -80,23 +86,17 @@ def _start(layout: Layout, name: str, command_lines: dict[str, list[str]], ready
 
 
 def _etcd_ready(layout: Layout) -> bool:
-    pki_dir = layout.pki
-    result = subprocess.run(
-        [
-            "curl",
-            "-sf",
-            "--cacert",
-            f"{pki_dir}/etcd/ca.crt",
-            "--cert",
-            f"{pki_dir}/etcd/healthcheck-client.crt",
-            "--key",
-            f"{pki_dir}/etcd/healthcheck-client.key",
-            "https://127.0.0.1:2379/health",
-        ],
-        capture_output=True,
-        check=False,
-    )
-    return result.returncode == 0
+    """etcd's /health answers true, over TLS with the client certificate kubeadm made for it."""
+    context = ssl.create_default_context(cafile=layout.pki / "etcd" / "ca.crt")
+    client = layout.pki / "etcd" / "healthcheck-client"
+    context.load_cert_chain(f"{client}.crt", f"{client}.key")
+    try:
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{ETCD_CLIENT_PORT}/health", context=context, timeout=2
+        ) as answer:
+            return json.load(answer).get("health") == "true"
+    except (OSError, ValueError):
+        return False
 
 
 def _copy_kubeconfig(layout: Layout, kubeconfig: Path) -> None:
