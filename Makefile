@@ -19,6 +19,10 @@ DEMO_ARGS ?=
 E2E_ARGS ?=
 CHARTS ?= $(wildcard charts/*)
 CHARTS_DIR ?= charts
+# Library charts (type: library) hold helpers the others share and render nothing: ct lints them,
+# ct install, which could not install them, skips them.
+LIBRARY_CHARTS ?= $(notdir $(patsubst %/Chart.yaml,%,$(shell grep -l '^type: *library' $(CHARTS_DIR)/*/Chart.yaml 2>/dev/null)))
+CT_INSTALL_ARGS = --config ct.yaml --all $(addprefix --excluded-charts ,$(LIBRARY_CHARTS))
 # The charts whose appVersion is the worker version (the broker charts carry their server's).
 WORKER_CHARTS ?= fine-queue-job coarse-queue-job indexed-job
 # Worker images: `make images PYTHON_IMAGE=...` builds on another base. The tag is the package's
@@ -101,9 +105,13 @@ node-deps: node_modules/.package-lock.json ## install the pinned Node tools (rea
 
 .PHONY: docs
 docs: node-deps ## regenerate the values tables of the chart READMEs from values.yaml
-	for chart in $(CHARTS); do \
+	for chart in $(filter-out $(addprefix $(CHARTS_DIR)/,$(LIBRARY_CHARTS)),$(CHARTS)); do \
 	  node_modules/.bin/readme-generator --values $$chart/values.yaml --readme $$chart/README.md; \
 	done
+
+.PHONY: schemas
+schemas: ## write the schema entries the charts share (charts/jobworker-common/schema/shared.json) into each values.schema.json
+	$(PYTHON) scripts/chart-schemas.py --charts $(CHARTS_DIR)
 
 .PHONY: system-deps
 system-deps: ## install redis-server, rabbitmq-server and amqp-tools when missing (Debian, root)
@@ -206,17 +214,23 @@ ct-install: venv helm $(if $(CT_BUILT),cluster-binaries) ## ct install of every 
 	@[[ -f $(CLUSTER_KUBECONFIG) && -f $(IMAGE_MAP) ]] || { echo "make ct-install: no local cluster here: run \`make cluster\` first" >&2; exit 1; }
 	rm -rf $(CLUSTER_DIR)/ct-charts
 	$(LOCALCLUSTER) point-charts --image-map $(IMAGE_MAP) $(CHARTS_DIR) $(CLUSTER_DIR)/ct-charts
-	$(CT_ENV) KUBECONFIG=$(abspath $(CLUSTER_KUBECONFIG)) $(CT) install --config ct.yaml --all --chart-dirs $(CLUSTER_DIR)/ct-charts
+	$(CT_ENV) KUBECONFIG=$(abspath $(CLUSTER_KUBECONFIG)) $(CT) install $(CT_INSTALL_ARGS) --chart-dirs $(CLUSTER_DIR)/ct-charts
 
 # --- Packaging, workflow and chart scanners, cluster end-to-end tests ---
+# Each chart is packaged after the charts it bundles (file://, put in order by tsort): `helm
+# dependency build` copies their directories into its archive, so they must hold their own first.
 .PHONY: package
 package: ## helm dependency build + helm package of every chart in charts/ into dist/
 	@$(call need,$(HELM),make package,run \`make helm\` or set HELM=/path/to/helm)
 	@shopt -s nullglob; charts=($(CHARTS_DIR)/*/Chart.yaml); \
 	if ((!$${#charts[@]})); then echo "make package: no chart (*/Chart.yaml) in $(CHARTS_DIR)/" >&2; exit 1; fi; \
 	mkdir -p $(DIST); \
-	for chart in "$${charts[@]}"; do \
-	  dir=$${chart%/Chart.yaml}; \
+	order=$$(for chart in "$${charts[@]}"; do \
+	  dir=$${chart%/Chart.yaml}; echo "$$dir $$dir"; \
+	  $(HELM) dependency list "$$dir" 2>/dev/null \
+	    | awk -v dir="$$dir" -v parent="$${dir%/*}" '$$3 ~ "^file://\\.\\./" { print parent "/" substr($$3, 11), dir }'; \
+	done | tsort); \
+	for dir in $$order; do \
 	  $(HELM) dependency build --skip-refresh "$$dir" >/dev/null; \
 	  $(HELM) package "$$dir" --destination $(DIST); \
 	done
@@ -268,5 +282,5 @@ e2e: venv ## on kind: create cluster KIND_CLUSTER if none, make images + kind-lo
 	$(KIND) get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG)
 	$(MAKE) images
 	$(MAKE) kind-load KIND_CLUSTER=$(KIND_CLUSTER)
-	$(CT_ENV) KUBECONFIG=$(KIND_KUBECONFIG) $(CT) install --config ct.yaml --all
+	$(CT_ENV) KUBECONFIG=$(KIND_KUBECONFIG) $(CT) install $(CT_INSTALL_ARGS)
 	$(MAKE) e2e-test KUBECONFIG=$(KIND_KUBECONFIG)

@@ -3,7 +3,9 @@
 import base64
 import json
 from collections.abc import Collection, Mapping
+from pathlib import Path
 
+from tests.support.helm import chart_path
 from tests.support.manifests import Manifests
 
 
@@ -87,3 +89,14 @@ def assert_secrets_only_in_secrets(manifests: Manifests, public_keys: Collection
 def env_of(container: Mapping) -> dict[str, dict]:
     """A container's env list as name -> entry."""
     return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def assert_generated_value_is_looked_up(chart: Path, key: str) -> None:
+    """The chart's Secret generates `key` with jobworker-common's helper, which first looks up the
+    value stored in the release's Secret (named by the chart's full name, as the pods read it), so
+    that `helm upgrade` keeps it."""
+    helper = (chart_path("jobworker-common") / "templates" / "_secrets.tpl").read_text()
+    assert 'lookup "v1" "Secret" $.Release.Namespace (include "jobworker-common.names.fullname" $)' in helper
+    assert "index ($existing.data | default dict) .key" in helper
+    call = f'include "jobworker-common.secrets.generatedB64" (dict "context" . "key" "{key}"'
+    assert call in (chart / "templates" / "secret.yaml").read_text()

@@ -1,17 +1,33 @@
 """Fixtures of the chart tests: the pinned helm binaries, with the charts' dependencies built."""
 
+import graphlib
+
 import pytest
+import yaml
 
 from tests.support.helm import CHARTS, Helm, helm_binaries
 
 
+def local_dependencies(chart: str) -> list[str]:
+    """The charts of charts/ that `chart` bundles (file:// dependencies)."""
+    meta = yaml.safe_load((CHARTS / chart / "Chart.yaml").read_text()) or {}
+    return [
+        (CHARTS / chart / dependency["repository"].removeprefix("file://")).resolve().name
+        for dependency in meta.get("dependencies") or []
+        if dependency.get("repository", "").startswith("file://")
+    ]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _chart_dependencies() -> None:
-    """`helm dependency build` for every chart with dependencies (file://, nothing is downloaded)."""
+    """`helm dependency build` for every chart with dependencies (file://, nothing is downloaded),
+    each after the charts it bundles, so that a bundled broker's archive holds its own library."""
     builder = helm_binaries()[-1]
-    for chart_yaml in sorted(CHARTS.glob("*/Chart.yaml")):
-        if "dependencies:" in chart_yaml.read_text():
-            builder.dependency_build(chart_yaml.parent)
+    charts = sorted(path.parent.name for path in CHARTS.glob("*/Chart.yaml"))
+    order = graphlib.TopologicalSorter({chart: local_dependencies(chart) for chart in charts})
+    for chart in order.static_order():
+        if local_dependencies(chart):
+            builder.dependency_build(CHARTS / chart)
 
 
 @pytest.fixture(scope="session", params=helm_binaries(), ids=str)

@@ -4,7 +4,12 @@ import re
 
 import pytest
 
-from tests.charts.checks import assert_restricted, assert_secrets_only_in_secrets, env_of
+from tests.charts.checks import (
+    assert_generated_value_is_looked_up,
+    assert_restricted,
+    assert_secrets_only_in_secrets,
+    env_of,
+)
 from tests.support.helm import Helm, chart_path, ci_values_files
 from tests.support.manifests import Manifests
 
@@ -161,11 +166,8 @@ def test_password_and_cookie_are_generated_per_install_and_looked_up_on_upgrade(
     first, second = render(helm).secret_data(FULLNAME), render(helm).secret_data(FULLNAME)
     assert first["rabbitmq-password"] != second["rabbitmq-password"]
     assert first["erlang-cookie"] != second["erlang-cookie"]
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
-    assert 'lookup "v1" "Secret" $.Release.Namespace (include "rabbitmq.fullname" $)' in helpers
-    secret_template = (CHART / "templates" / "secret.yaml").read_text()
-    assert '"key" "rabbitmq-password"' in secret_template
-    assert '"key" "erlang-cookie"' in secret_template
+    assert_generated_value_is_looked_up(CHART, "rabbitmq-password")
+    assert_generated_value_is_looked_up(CHART, "erlang-cookie")
 
 
 def test_existing_secret_replaces_the_generated_user_but_the_cookie_stays_ours(helm: Helm):

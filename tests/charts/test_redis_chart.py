@@ -4,7 +4,12 @@ import re
 
 import pytest
 
-from tests.charts.checks import assert_restricted, assert_secrets_only_in_secrets, env_of
+from tests.charts.checks import (
+    assert_generated_value_is_looked_up,
+    assert_restricted,
+    assert_secrets_only_in_secrets,
+    env_of,
+)
 from tests.support.helm import Helm, chart_path, ci_values_files
 from tests.support.manifests import Manifests
 
@@ -98,9 +103,7 @@ def test_password_is_generated_per_install_never_a_fixed_default(helm: Helm):
     first = render(helm).secret_data(FULLNAME)["redis-password"]
     second = render(helm).secret_data(FULLNAME)["redis-password"]
     assert first != second
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
-    assert 'lookup "v1" "Secret" .Release.Namespace (include "redis.fullname" .)' in helpers
-    assert 'index ($existing.data | default dict) "redis-password"' in helpers
+    assert_generated_value_is_looked_up(CHART, "redis-password")
 
 
 def test_existing_secret_replaces_the_generated_one(helm: Helm):

@@ -1,105 +1,21 @@
 {{/*
-Names, labels and the pieces of the pod spec that the templates share.
+The RabbitMQ queue of the release and how `jobworker coarse` reaches it, the Job's completions and
+backoffLimit (one pod per item), the worker's options, and validateValues and checkovSkips; the
+rest of the Job comes from jobworker-common's helpers for the Job charts.
 */}}
-
-{{/* The chart name, or nameOverride. */}}
-{{- define "coarse-queue-job.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-The full name of the release's objects: <release>-<name>, or just <release> when the release name
-already contains the chart name; fullnameOverride wins. 63 characters at most (DNS label).
-*/}}
-{{- define "coarse-queue-job.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{/* chart-version, for the helm.sh/chart label. */}}
-{{- define "coarse-queue-job.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/* Labels on every object. */}}
-{{- define "coarse-queue-job.labels" -}}
-helm.sh/chart: {{ include "coarse-queue-job.chart" . }}
-{{ include "coarse-queue-job.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: jobworker
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
-{{- end }}
-
-{{/* Labels that identify the release's objects of this chart. */}}
-{{- define "coarse-queue-job.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "coarse-queue-job.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{/* The ServiceAccount the pods run as. */}}
-{{- define "coarse-queue-job.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "coarse-queue-job.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
-{{- end }}
-{{- end }}
-
-{{/* repository:tag or repository@digest; the tag defaults to the chart's appVersion. */}}
-{{- define "coarse-queue-job.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
-{{- else }}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
-{{- end }}
-{{- end }}
+{{- define "coarse-queue-job.fullname" -}}{{ include "jobworker-common.names.fullname" . }}{{- end }}
 
 {{/* The RabbitMQ queue of this release: queueName, else the full name (never shared by two releases). */}}
 {{- define "coarse-queue-job.queueName" -}}
 {{- default (include "coarse-queue-job.fullname" .) .Values.queueName }}
 {{- end }}
 
-{{/* Whether the chart seeds the queue itself ("true" or ""). */}}
-{{- define "coarse-queue-job.seeded" -}}
-{{- if or .Values.items .Values.itemsFile }}true{{ end }}
-{{- end }}
-
-{{/*
-The number of items the chart seeds, counted as `jobworker seed` reads them: the entries of
-`items`, or the lines of `itemsFile` that are not empty once a trailing CR is dropped. "" when the
-chart does not seed.
-*/}}
-{{- define "coarse-queue-job.itemCount" -}}
-{{- if .Values.items }}
-{{- len .Values.items }}
-{{- else if .Values.itemsFile }}
-{{- $count := 0 }}
-{{- range splitList "\n" .Values.itemsFile }}
-{{- if trimSuffix "\r" . }}
-{{- $count = add1 $count }}
-{{- end }}
-{{- end }}
-{{- $count }}
-{{- end }}
-{{- end }}
-
-{{/* The Job's completions: the value, else one per seeded item ("" when neither is known). */}}
+{{/* The Job's completions: the value, else one per item (validateValues requires one of them). */}}
 {{- define "coarse-queue-job.completions" -}}
 {{- if not (kindIs "invalid" .Values.completions) }}
 {{- .Values.completions | int64 }}
 {{- else }}
-{{- include "coarse-queue-job.itemCount" . }}
+{{- include "jobworker-common.items.count" . }}
 {{- end }}
 {{- end }}
 
@@ -116,73 +32,31 @@ other failures (a broker that took too long to start, a pod killed for memory).
 {{- end }}
 {{- end }}
 
-{{/* The items file in the ConfigMap: a JSON array for `items`, text lines for `itemsFile`. */}}
-{{- define "coarse-queue-job.itemsKey" -}}
-{{- if .Values.items }}items.json{{ else }}items.txt{{ end }}
-{{- end }}
-
-{{- define "coarse-queue-job.itemsDir" -}}
-/etc/jobworker/items
-{{- end }}
-
-{{/*
-podFailurePolicy is beta and on by default from Kubernetes 1.26 (alpha behind a feature gate in
-1.25, GA in 1.31), and the DisruptionTarget pod condition it matches became beta in 1.26 too. On
-1.25 the API server would silently drop the field, so it is not rendered there: the chart says
-what it does rather than what the cluster ignores.
-*/}}
-{{- define "coarse-queue-job.podFailurePolicySupported" -}}
-{{- if semverCompare ">=1.26-0" .Capabilities.KubeVersion.Version }}true{{ end }}
-{{- end }}
-
 {{/* The rules of the pod failure policy, as YAML; the first rule that matches a failed pod applies. */}}
 {{- define "coarse-queue-job.podFailurePolicyRules" -}}
 {{- with .Values.podFailurePolicy.failJobExitCodes }}
 # Exit codes that no retry can fix end the Job at once, with the rule and the code in its
 # condition's message: 2 = bad command line, 4 = no message came within waitSeconds (the queue
 # holds fewer messages than the Job still needs completions).
-- action: FailJob
-  onExitCodes:
-    containerName: worker
-    operator: In
-    values:
-      {{- toYaml . | nindent 6 }}
+{{ include "jobworker-common.podFailurePolicy.exitCodesRule" (dict "action" "FailJob" "codes" .) }}
 {{- end }}
 # 5 = the item failed and went back to the queue: the failed pod counts against backoffLimit and
 # the Job starts another, which takes the item (or another one) for its next attempt. This is
 # what Kubernetes does with an exit code no rule matches; the rule says so in the Job itself.
-- action: Count
-  onExitCodes:
-    containerName: worker
-    operator: In
-    values:
-      - 5
+{{ include "jobworker-common.podFailurePolicy.exitCodesRule" (dict "action" "Count" "codes" (list 5)) }}
 {{- if .Values.podFailurePolicy.ignoreDisruptions }}
 # Evicted, preempted or drained pods are replaced without counting against backoffLimit: the
 # broker puts their unacknowledged message back in the queue when their connection ends.
-- action: Ignore
-  onPodConditions:
-    - type: DisruptionTarget
-      status: "True"
+{{ include "jobworker-common.podFailurePolicy.disruptionRule" . }}
 {{- end }}
 {{- end }}
 
 {{/*
-The bundled rabbitmq chart's full name, computed as that chart computes it from its own values
-(rabbitmq.fullnameOverride, rabbitmq.nameOverride): the host name of its Service and its Secret's name.
+The bundled rabbitmq chart's full name, as that chart computes it from its own values: the host
+name of its Service and its Secret's name.
 */}}
 {{- define "coarse-queue-job.rabbitmq.fullname" -}}
-{{- $rabbitmq := .Values.rabbitmq | default dict }}
-{{- if $rabbitmq.fullnameOverride }}
-{{- $rabbitmq.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default "rabbitmq" $rabbitmq.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
+{{- include "jobworker-common.names.dependencyFullname" (dict "context" . "dependency" "rabbitmq") }}
 {{- end }}
 
 {{/* amqp://host:port/vhost, without any credentials (they come from AMQP_USERNAME and AMQP_PASSWORD). */}}
@@ -210,27 +84,15 @@ The bundled rabbitmq chart's full name, computed as that chart computes it from 
 {{- end }}
 
 {{/*
-The label that the bundled RabbitMQ's NetworkPolicy admits (see rabbitmq.clientLabels in the
-rabbitmq chart); empty with an external broker.
-*/}}
-{{- define "coarse-queue-job.rabbitmq.clientLabels" -}}
-{{- if .Values.rabbitmq.enabled }}
-jobworker.github.io/rabbitmq-client: {{ include "coarse-queue-job.rabbitmq.fullname" . }}
-{{- end }}
-{{- end }}
-
-{{/*
-Labels of a pod of the release (dict "context" $ "component" NAME): podLabels, then the chart's
-labels, the component and the label the bundled RabbitMQ's NetworkPolicy admits. Merged as maps
-so that a podLabels key repeating one of the chart's never renders a duplicate key.
+Labels of a pod of the release (dict "context" $ "component" NAME): those of every pod (see
+jobworker-common.labels.pod), and the label the bundled RabbitMQ's NetworkPolicy admits.
 */}}
 {{- define "coarse-queue-job.podLabels" -}}
-{{- $ := .context }}
-{{- $labels := mustMergeOverwrite (dict) ($.Values.podLabels | default dict) (include "coarse-queue-job.labels" $ | fromYaml) (dict "app.kubernetes.io/component" .component) }}
-{{- with (include "coarse-queue-job.rabbitmq.clientLabels" $ | fromYaml) }}
-{{- $labels = mustMergeOverwrite $labels . }}
+{{- $clientLabels := "" }}
+{{- if .context.Values.rabbitmq.enabled }}
+{{- $clientLabels = include "jobworker-common.networkPolicies.clientLabel" (dict "broker" "rabbitmq" "fullname" (include "coarse-queue-job.rabbitmq.fullname" .context)) }}
 {{- end }}
-{{- toYaml $labels }}
+{{- include "jobworker-common.labels.pod" (dict "context" .context "component" .component "labels" $clientLabels) }}
 {{- end }}
 
 {{/*
@@ -253,14 +115,7 @@ and password from their Secret (secretKeyRefs: they never appear in the manifest
       name: {{ index $ref 0 }}
       key: {{ index $ref 2 }}
 {{- end }}
-- name: QUEUE_NAME
-  value: {{ include "coarse-queue-job.queueName" . | quote }}
-- name: CONNECT_TIMEOUT
-  value: {{ .Values.connectTimeoutSeconds | quote }}
-- name: LOG_FORMAT
-  value: {{ .Values.logFormat | quote }}
-- name: LOG_LEVEL
-  value: {{ .Values.logLevel | quote }}
+{{ include "jobworker-common.env.queue" (dict "context" . "queue" (include "coarse-queue-job.queueName" .)) }}
 {{- end }}
 
 {{/* x-consumer-timeout for the seed (on the queue) and the worker (on its consumer), when set. */}}
@@ -293,53 +148,32 @@ and password from their Secret (secretKeyRefs: they never appear in the manifest
 {{- include "coarse-queue-job.consumerTimeoutEnv" . }}
 {{- end }}
 
-{{/*
-Every check between values that the schema cannot express, gathered so that one `helm install`
-reports all of them at once, each naming the values involved.
-*/}}
 {{- define "coarse-queue-job.validateValues" -}}
 {{- $messages := list }}
-{{- $program := concat (.Values.command | default list) (.Values.args | default list) }}
-{{- $count := include "coarse-queue-job.itemCount" . }}
+{{- $count := include "jobworker-common.items.count" . }}
 {{- if hasPrefix "amq." (include "coarse-queue-job.queueName" .) }}
 {{- $messages = append $messages (printf "the queue name %q starts with amq., which RabbitMQ keeps for itself: set queueName" (include "coarse-queue-job.queueName" .)) }}
 {{- end }}
-{{- if and .Values.items .Values.itemsFile }}
-{{- $messages = append $messages "items and itemsFile are both set: give the items in one of them" }}
-{{- end }}
+{{- $messages = concat $messages (include "jobworker-common.validations.itemsOrItemsFile" . | fromJsonArray) }}
 {{- if and .Values.itemsFile (eq $count "0") }}
 {{- $messages = append $messages "itemsFile holds no item (only blank lines): give at least one line, or leave itemsFile empty" }}
 {{- end }}
-{{- if .Values.items }}
-{{- if gt (len (toJson .Values.items)) 1000000 }}
-{{- $messages = append $messages "items take more than 1000000 bytes as JSON, too much for a ConfigMap: seed the queue from outside instead" }}
-{{- end }}
-{{- else if gt (len .Values.itemsFile) 1000000 }}
-{{- $messages = append $messages "itemsFile is larger than 1000000 bytes, too much for a ConfigMap: seed the queue from outside instead" }}
-{{- end }}
+{{- $messages = concat $messages (include "jobworker-common.validations.itemsSize" (dict "context" . "advice" "seed the queue from outside instead") | fromJsonArray) }}
 {{- if not .Values.command }}
 {{- $messages = append $messages "command is not set: give the program to run on each item (command: [prog, arg, ...])" }}
 {{- end }}
-{{- if and .Values.args (not .Values.command) }}
-{{- $messages = append $messages "args is set without command: args are appended to command" }}
-{{- end }}
-{{- if and (eq .Values.delivery "arg") (not (contains "{item}" (join " " $program))) }}
-{{- $messages = append $messages "delivery is \"arg\" but no element of command/args contains {item}" }}
-{{- end }}
-{{- if and (eq .Values.delivery "file") (not (contains "{item_file}" (join " " $program))) }}
-{{- $messages = append $messages "delivery is \"file\" but no element of command/args contains {item_file}" }}
-{{- end }}
-{{- if and (not (include "coarse-queue-job.seeded" .)) (kindIs "invalid" .Values.completions) }}
+{{- $messages = concat $messages (include "jobworker-common.validations.argsWithoutCommand" . | fromJsonArray) }}
+{{- $messages = concat $messages (include "jobworker-common.validations.deliveryPlaceholder" . | fromJsonArray) }}
+{{- if and (not (include "jobworker-common.items.given" .)) (kindIs "invalid" .Values.completions) }}
 {{- $messages = append $messages "completions is not set and there are no items: give the items (items or itemsFile), or set completions to the number of messages you put in the queue yourself" }}
 {{- end }}
-{{- if and (include "coarse-queue-job.seeded" .) (not (kindIs "invalid" .Values.completions)) (ne $count "0") }}
+{{- if and (include "jobworker-common.items.given" .) (not (kindIs "invalid" .Values.completions)) (ne $count "0") }}
 {{- if ne (int .Values.completions) (int $count) }}
 {{- $messages = append $messages (printf "completions (%v) must equal the number of items (%s), one pod per item: leave completions empty and the chart sets it" .Values.completions $count) }}
 {{- end }}
 {{- end }}
-{{- if and (eq .Values.restartPolicy "OnFailure") .Values.podFailurePolicy.enabled }}
-{{- $messages = append $messages "restartPolicy OnFailure cannot be combined with podFailurePolicy.enabled (Kubernetes requires restartPolicy Never for a pod failure policy): set podFailurePolicy.enabled=false, or keep restartPolicy Never" }}
-{{- end }}
+{{- $messages = concat $messages (include "jobworker-common.validations.restartPolicy" . | fromJsonArray) }}
+{{- /* Each code in turn: out of order, or 5, which the worker uses to hand an item back. */}}
 {{- $previous := 0 }}
 {{- range .Values.podFailurePolicy.failJobExitCodes }}
 {{- if le (int .) $previous }}
@@ -350,47 +184,19 @@ reports all of them at once, each naming the values involved.
 {{- end }}
 {{- $previous = int . }}
 {{- end }}
-{{- if ge (int .Values.graceSeconds) (int .Values.terminationGracePeriodSeconds) }}
-{{- $messages = append $messages (printf "graceSeconds (%v) must be below terminationGracePeriodSeconds (%v), or the kubelet kills the worker before it hands its message back" .Values.graceSeconds .Values.terminationGracePeriodSeconds) }}
-{{- end }}
-{{- if and .Values.rabbitmq.enabled .Values.externalRabbitmq.host }}
-{{- $messages = append $messages "rabbitmq.enabled is true and externalRabbitmq.host is set: use the bundled RabbitMQ or an external one, not both (set rabbitmq.enabled=false)" }}
-{{- end }}
-{{- if and (not .Values.rabbitmq.enabled) (not .Values.externalRabbitmq.host) }}
-{{- $messages = append $messages "rabbitmq.enabled is false and externalRabbitmq.host is empty: the workers need a RabbitMQ" }}
-{{- end }}
-{{- if and .Values.rabbitmq.enabled .Values.externalRabbitmq.existingSecret }}
-{{- $messages = append $messages "externalRabbitmq.existingSecret is set but the bundled RabbitMQ is used (rabbitmq.enabled=true): its user is in rabbitmq.auth" }}
-{{- end }}
+{{- $messages = concat $messages (include "jobworker-common.validations.graceSeconds" (dict "context" . "held" "its message") | fromJsonArray) }}
+{{- $messages = concat $messages (include "jobworker-common.validations.broker" (dict "context" . "broker" "rabbitmq" "external" "externalRabbitmq" "product" "RabbitMQ" "credentials" "its user is in rabbitmq.auth") | fromJsonArray) }}
 {{- if and (not .Values.rabbitmq.enabled) .Values.externalRabbitmq.host (not .Values.externalRabbitmq.existingSecret) }}
 {{- $messages = append $messages "externalRabbitmq.existingSecret is empty: the workers need the user name and password of the external RabbitMQ from a Secret (there is no guest)" }}
 {{- end }}
-{{- if $messages }}
-{{- fail (printf "\n\nVALUES VALIDATION:\n- %s" (join "\n- " $messages)) }}
-{{- end }}
+{{- include "jobworker-common.validations.fail" $messages }}
 {{- end }}
 
-{{/*
-checkov annotations (checkov.io/skipN: ID=reason) for the checks this chart does not meet on
-purpose, each only while the values make it true; dict "context" $ "test" BOOL.
-*/}}
 {{- define "coarse-queue-job.checkovSkips" -}}
 {{- $ := .context }}
-{{- $skips := list }}
-{{- if not $.Values.image.digest }}
-{{- $skips = append $skips "CKV_K8S_43=the image is referenced by its release tag; set image.digest to pin a digest" }}
-{{- end }}
-{{- if ne $.Values.image.pullPolicy "Always" }}
-{{- $skips = append $skips "CKV_K8S_15=release tags do not move, so the node's copy is used (IfNotPresent); set image.pullPolicy to Always to change it" }}
-{{- end }}
+{{- $skips := include "jobworker-common.checkov.imageSkips" (dict "image" $.Values.image) | fromJsonArray }}
 {{- if include "coarse-queue-job.amqp.secretRef" $ }}
 {{- $skips = append $skips "CKV_K8S_35=jobworker reads the RabbitMQ user and password only from AMQP_USERNAME and AMQP_PASSWORD; they come from secretKeyRefs, never plain values" }}
 {{- end }}
-{{- if .test }}
-{{- $skips = append $skips "CKV_K8S_8=a helm test pod runs one command and exits: nothing to probe" }}
-{{- $skips = append $skips "CKV_K8S_9=a helm test pod runs one command and exits: nothing to probe" }}
-{{- end }}
-{{- range $index, $skip := $skips }}
-checkov.io/skip{{ add1 $index }}: {{ $skip | quote }}
-{{- end }}
+{{- include "jobworker-common.checkov.annotations" (dict "skips" $skips "test" .test) }}
 {{- end }}

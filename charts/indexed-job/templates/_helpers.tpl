@@ -1,87 +1,28 @@
 {{/*
-Names, labels and the pieces of the Job that the templates share.
+The index and the item of each pod, the container that reads them, the Job fields of newer
+Kubernetes versions, and validateValues and checkovSkips for this chart's values. The rest of the
+Job, with its names and labels, comes from jobworker-common's helpers for the Job charts.
 */}}
-
-{{/* The chart name, or nameOverride. */}}
-{{- define "indexed-job.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-The full name of the release's objects: <release>-<name>, or just <release> when the release name
-already contains the chart name; fullnameOverride wins. 63 characters at most (DNS label).
-*/}}
-{{- define "indexed-job.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{/* chart-version, for the helm.sh/chart label. */}}
-{{- define "indexed-job.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/* Labels on every object. */}}
-{{- define "indexed-job.labels" -}}
-helm.sh/chart: {{ include "indexed-job.chart" . }}
-{{ include "indexed-job.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: jobworker
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
-{{- end }}
-
-{{/* Labels that identify the release's objects of this chart. */}}
-{{- define "indexed-job.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "indexed-job.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{/*
-Labels of a pod of the release (dict "context" $ "component" NAME): podLabels, then the chart's
-labels and the component, merged as maps so that a podLabels key repeating one of the chart's
-never renders a duplicate key.
-*/}}
-{{- define "indexed-job.podLabels" -}}
-{{- $ := .context }}
-{{- $labels := mustMergeOverwrite (dict) ($.Values.podLabels | default dict) (include "indexed-job.labels" $ | fromYaml) (dict "app.kubernetes.io/component" .component) }}
-{{- toYaml $labels }}
-{{- end }}
-
-{{/* The ServiceAccount the pods run as. */}}
-{{- define "indexed-job.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "indexed-job.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
-{{- end }}
-{{- end }}
-
-{{/* The worker image: repository:tag or repository@digest; the tag defaults to the appVersion. */}}
-{{- define "indexed-job.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
-{{- else }}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
-{{- end }}
-{{- end }}
+{{- define "indexed-job.fullname" -}}{{ include "jobworker-common.names.fullname" . }}{{- end }}
 
 {{/* Your program's image (init-container variant); validateValues requires a tag or a digest. */}}
 {{- define "indexed-job.programImage" -}}
-{{- if .Values.programImage.digest }}
-{{- printf "%s@%s" .Values.programImage.repository .Values.programImage.digest }}
-{{- else }}
-{{- printf "%s:%s" .Values.programImage.repository (.Values.programImage.tag | toString) }}
+{{- include "jobworker-common.images.image" (dict "image" .Values.programImage) }}
+{{- end }}
+
+{{/* The command and args of your image's program, as given (init-container variant). */}}
+{{- define "indexed-job.programCommand" -}}
+{{- with .Values.command }}
+command:
+  {{- range . }}
+  - {{ . | toString | quote }}
+  {{- end }}
+{{- end }}
+{{- with .Values.args }}
+args:
+  {{- range . }}
+  - {{ . | toString | quote }}
+  {{- end }}
 {{- end }}
 {{- end }}
 
@@ -90,50 +31,18 @@ never renders a duplicate key.
 {{- if .Values.programImage.repository }}true{{ end }}
 {{- end }}
 
-{{/* Whether items are given ("true" or ""). */}}
-{{- define "indexed-job.hasItems" -}}
-{{- if or .Values.items .Values.itemsFile }}true{{ end }}
-{{- end }}
-
-{{/*
-The number of items, counted as `jobworker indexed` counts them: the entries of `items`, or the
-lines of `itemsFile` that are not empty once a trailing CR is dropped (blank lines are skipped).
-*/}}
-{{- define "indexed-job.itemCount" -}}
-{{- if .Values.items }}
-{{- len .Values.items }}
-{{- else }}
-{{- $count := 0 }}
-{{- range splitList "\n" (.Values.itemsFile | default "") }}
-{{- if trimSuffix "\r" . }}
-{{- $count = add1 $count }}
-{{- end }}
-{{- end }}
-{{- $count }}
-{{- end }}
-{{- end }}
-
 {{/* The Job's completions: the number of items, else the `completions` value (0 when neither). */}}
 {{- define "indexed-job.completions" -}}
-{{- if include "indexed-job.hasItems" . }}
-{{- include "indexed-job.itemCount" . }}
+{{- if include "jobworker-common.items.given" . }}
+{{- include "jobworker-common.items.count" . }}
 {{- else }}
 {{- .Values.completions | default 0 | int }}
 {{- end }}
 {{- end }}
 
-{{/* The items file in the ConfigMap: a JSON array for `items`, text lines for `itemsFile`. */}}
-{{- define "indexed-job.itemsKey" -}}
-{{- if .Values.items }}items.json{{ else }}items.txt{{ end }}
-{{- end }}
-
-{{/* Its format, told to the worker rather than guessed from the name. */}}
+{{/* The format of the items file (see jobworker-common.items.key), told to the worker rather than guessed from the name. */}}
 {{- define "indexed-job.itemsFormat" -}}
 {{- if .Values.items }}json{{ else }}lines{{ end }}
-{{- end }}
-
-{{- define "indexed-job.itemsDir" -}}
-/etc/jobworker/items
 {{- end }}
 
 {{/* Where the downward API volume with the completion index is mounted, and its file. */}}
@@ -151,7 +60,7 @@ init-container variant), or "worker" (the worker image; or your image without it
 reads the index itself).
 */}}
 {{- define "indexed-job.indexReader" -}}
-{{- if and (include "indexed-job.programImageMode" .) (include "indexed-job.hasItems" .) }}input{{ else }}worker{{ end }}
+{{- if and (include "indexed-job.programImageMode" .) (include "jobworker-common.items.given" .) }}input{{ else }}worker{{ end }}
 {{- end }}
 
 {{/* The directory of itemPath: the mount path of the emptyDir shared by "input" and "worker". */}}
@@ -206,44 +115,17 @@ send it, null when unused): there, exit code rules carry an empty list, which ma
 {{- $legacySchema := semverCompare "<1.29-0" .Capabilities.KubeVersion.Version }}
 {{- if $policy.ignoreDisruptions }}
 # Evicted, preempted or drained pods are replaced without counting against any limit.
-- action: Ignore
-  onPodConditions:
-    - type: DisruptionTarget
-      status: "True"
+{{ include "jobworker-common.podFailurePolicy.disruptionRule" . }}
 {{- end }}
 {{- with $policy.failJobExitCodes }}
 # Exit codes that end the whole Job at once; its condition names the rule and the code.
-- action: FailJob
-  onExitCodes:
-    containerName: worker
-    operator: In
-    values:
-      {{- toYaml . | nindent 6 }}
-  {{- if $legacySchema }}
-  onPodConditions: []
-  {{- end }}
+{{ include "jobworker-common.podFailurePolicy.exitCodesRule" (dict "action" "FailJob" "codes" . "legacySchema" $legacySchema) }}
 {{- end }}
 {{- if and $policy.failIndexExitCodes (include "indexed-job.perIndex" .) }}
 # A bad item: its index fails at once (listed in the Job's status.failedIndexes), no retry; the
 # other indexes run on.
-- action: FailIndex
-  onExitCodes:
-    containerName: worker
-    operator: In
-    values:
-      {{- toYaml $policy.failIndexExitCodes | nindent 6 }}
-  {{- if $legacySchema }}
-  onPodConditions: []
-  {{- end }}
+{{ include "jobworker-common.podFailurePolicy.exitCodesRule" (dict "action" "FailIndex" "codes" $policy.failIndexExitCodes "legacySchema" $legacySchema) }}
 {{- end }}
-{{- end }}
-
-{{/* The worker's logging options, as the environment variables `jobworker` reads. */}}
-{{- define "indexed-job.logEnv" -}}
-- name: LOG_FORMAT
-  value: {{ .Values.logFormat | quote }}
-- name: LOG_LEVEL
-  value: {{ .Values.logLevel | quote }}
 {{- end }}
 
 {{/*
@@ -259,11 +141,28 @@ template already had it.
 {{- include "indexed-job.itemsEnv" . }}
 {{- end }}
 
+{{/*
+The environment of the worker container: where the index and the items are when it reads them,
+and in the worker image, how the program gets its item and the log options.
+*/}}
+{{- define "indexed-job.workerEnv" -}}
+{{- if eq (include "indexed-job.indexReader" .) "worker" }}
+{{- include "indexed-job.indexEnv" . }}
+{{- end }}
+{{- if not (include "indexed-job.programImageMode" .) }}
+{{- if include "jobworker-common.items.given" . }}
+- name: ITEM_DELIVERY
+  value: {{ .Values.delivery | quote }}
+{{- end }}
+{{ include "jobworker-common.env.log" . }}
+{{- end }}
+{{- end }}
+
 {{/* The items file and its format, with items. */}}
 {{- define "indexed-job.itemsEnv" -}}
-{{- if include "indexed-job.hasItems" . }}
+{{- if include "jobworker-common.items.given" . }}
 - name: ITEMS_FILE
-  value: "{{ include "indexed-job.itemsDir" . }}/{{ include "indexed-job.itemsKey" . }}"
+  value: "{{ include "jobworker-common.items.dir" . }}/{{ include "jobworker-common.items.key" . }}"
 - name: ITEMS_FORMAT
   value: {{ include "indexed-job.itemsFormat" . | quote }}
 {{- end }}
@@ -271,14 +170,45 @@ template already had it.
 
 {{/* The volume mounts of the container that reads the index and the items. */}}
 {{- define "indexed-job.indexMounts" -}}
-{{- if include "indexed-job.hasItems" . }}
+{{- if include "jobworker-common.items.given" . }}
 - name: items
-  mountPath: {{ include "indexed-job.itemsDir" . }}
+  mountPath: {{ include "jobworker-common.items.dir" . }}
   readOnly: true
 {{- end }}
 {{- if eq .Values.indexSource "downwardAPI" }}
 - name: index
   mountPath: {{ include "indexed-job.indexDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+The pods' volumes besides tmp, the items and extraVolumes: the index as a file, from the pod's
+annotation (the Kubernetes docs' second variant), and the directory where the init container of
+the first variant writes the item for your program.
+*/}}
+{{- define "indexed-job.volumes" -}}
+{{- if eq .Values.indexSource "downwardAPI" }}
+- name: index
+  downwardAPI:
+    items:
+      - path: completion-index
+        fieldRef:
+          fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']
+{{- end }}
+{{- if eq (include "indexed-job.indexReader" .) "input" }}
+- name: input
+  emptyDir: {}
+{{- end }}
+{{- end }}
+
+{{/* The volume mounts of the worker container besides tmp and extraVolumeMounts. */}}
+{{- define "indexed-job.workerMounts" -}}
+{{- if eq (include "indexed-job.indexReader" .) "worker" }}
+{{- include "indexed-job.indexMounts" . | trim }}
+{{- else }}
+- name: input
+  mountPath: {{ include "indexed-job.inputDir" . }}
   readOnly: true
 {{- end }}
 {{- end }}
@@ -318,32 +248,19 @@ in increasing order, not overlapping, each index below completions. dict "indexe
 {{- if $valid }}true{{ end }}
 {{- end }}
 
-{{/*
-Every check between values that the schema cannot express, gathered so that one `helm install`
-reports all of them at once, each naming the values involved.
-*/}}
 {{- define "indexed-job.validateValues" -}}
 {{- $messages := list }}
-{{- $hasItems := include "indexed-job.hasItems" . }}
+{{- $hasItems := include "jobworker-common.items.given" . }}
 {{- $programImage := include "indexed-job.programImageMode" . }}
 {{- $completions := include "indexed-job.completions" . | int }}
 {{- $placeholders := include "indexed-job.placeholders" . | fromJsonArray }}
-{{- $program := join " " (concat (.Values.command | default list) (.Values.args | default list)) }}
 {{- $policy := .Values.podFailurePolicy }}
 {{- /* items */}}
-{{- if and .Values.items .Values.itemsFile }}
-{{- $messages = append $messages "items and itemsFile are both set: give the items in one of them" }}
-{{- end }}
-{{- if and .Values.itemsFile (not .Values.items) (eq (include "indexed-job.itemCount" . | int) 0) }}
+{{- $messages = concat $messages (include "jobworker-common.validations.itemsOrItemsFile" . | fromJsonArray) }}
+{{- if and .Values.itemsFile (not .Values.items) (eq (include "jobworker-common.items.count" . | int) 0) }}
 {{- $messages = append $messages "itemsFile holds no item (only empty lines): give at least one line, or leave itemsFile empty" }}
 {{- end }}
-{{- if .Values.items }}
-{{- if gt (len (toJson .Values.items)) 1000000 }}
-{{- $messages = append $messages "items take more than 1000000 bytes as JSON, too much for a ConfigMap: split the work into several releases" }}
-{{- end }}
-{{- else if gt (len (.Values.itemsFile | default "")) 1000000 }}
-{{- $messages = append $messages "itemsFile is larger than 1000000 bytes, too much for a ConfigMap: split the work into several releases" }}
-{{- end }}
+{{- $messages = concat $messages (include "jobworker-common.validations.itemsSize" (dict "context" . "advice" "split the work into several releases") | fromJsonArray) }}
 {{- /* completions */}}
 {{- if $hasItems }}
 {{- if and (not (kindIs "invalid" .Values.completions)) (ne (int .Values.completions) $completions) }}
@@ -380,16 +297,9 @@ reports all of them at once, each naming the values involved.
 {{- if not .Values.command }}
 {{- $messages = append $messages "command is empty: give the program the worker runs for each index (command: [prog, arg, ...]), or set programImage to run an image of your own" }}
 {{- end }}
-{{- if and .Values.args (not .Values.command) }}
-{{- $messages = append $messages "args is set without command: args are appended to command" }}
-{{- end }}
+{{- $messages = concat $messages (include "jobworker-common.validations.argsWithoutCommand" . | fromJsonArray) }}
 {{- if $hasItems }}
-{{- if and (eq .Values.delivery "arg") (not (contains "{item}" $program)) }}
-{{- $messages = append $messages "delivery is \"arg\" but no element of command/args contains {item}" }}
-{{- end }}
-{{- if and (eq .Values.delivery "file") (not (contains "{item_file}" $program)) }}
-{{- $messages = append $messages "delivery is \"file\" but no element of command/args contains {item_file}" }}
-{{- end }}
+{{- $messages = concat $messages (include "jobworker-common.validations.deliveryPlaceholder" . | fromJsonArray) }}
 {{- else }}
 {{- if ne .Values.delivery "auto" }}
 {{- $messages = append $messages (printf "delivery is %q but there are no items: without items the program gets only its index ({index}, $JOB_COMPLETION_INDEX)" .Values.delivery) }}
@@ -420,13 +330,7 @@ reports all of them at once, each naming the values involved.
 {{- $messages = append $messages "podFailurePolicy.enabled is true but it has no rule: give podFailurePolicy.failIndexExitCodes or failJobExitCodes, set ignoreDisruptions, or disable it" }}
 {{- end }}
 {{- range $key := list "failIndexExitCodes" "failJobExitCodes" }}
-{{- $previous := 0 }}
-{{- range (get $policy $key | default list) }}
-{{- if le (int .) $previous }}
-{{- $messages = append $messages (printf "podFailurePolicy.%s must be in increasing order without repeats (Kubernetes requires it)" $key) }}
-{{- end }}
-{{- $previous = int . }}
-{{- end }}
+{{- $messages = concat $messages (include "jobworker-common.validations.exitCodesOrder" (dict "context" $ "key" $key) | fromJsonArray) }}
 {{- end }}
 {{- range $policy.failIndexExitCodes }}
 {{- if has . ($policy.failJobExitCodes | default list) }}
@@ -451,15 +355,10 @@ reports all of them at once, each naming the values involved.
 {{- $messages = append $messages (printf "extraVolumes has a volume named %q, a name the chart uses for its own volumes (tmp, items, index, input)" .name) }}
 {{- end }}
 {{- end }}
-{{- if $messages }}
-{{- fail (printf "\n\nVALUES VALIDATION:\n- %s" (join "\n- " $messages)) }}
-{{- end }}
+{{- include "jobworker-common.validations.fail" $messages }}
 {{- end }}
 
-{{/*
-checkov annotations (checkov.io/skipN: ID=reason) for the checks this chart does not meet on
-purpose, each only while the values make it true; dict "context" $ "test" BOOL.
-*/}}
+{{/* The helm test pod (test) runs the worker image only, never programImage. */}}
 {{- define "indexed-job.checkovSkips" -}}
 {{- $ := .context }}
 {{- $skips := list }}
@@ -470,11 +369,5 @@ purpose, each only while the values make it true; dict "context" $ "test" BOOL.
 {{- if or (ne $.Values.image.pullPolicy "Always") (and $programImage (ne $.Values.programImage.pullPolicy "Always")) }}
 {{- $skips = append $skips "CKV_K8S_15=release tags do not move, so the node's copy is used (IfNotPresent); set the pullPolicy values to Always to change it" }}
 {{- end }}
-{{- if .test }}
-{{- $skips = append $skips "CKV_K8S_8=a helm test pod runs one command and exits: nothing to probe" }}
-{{- $skips = append $skips "CKV_K8S_9=a helm test pod runs one command and exits: nothing to probe" }}
-{{- end }}
-{{- range $index, $skip := $skips }}
-checkov.io/skip{{ add1 $index }}: {{ $skip | quote }}
-{{- end }}
+{{- include "jobworker-common.checkov.annotations" (dict "skips" $skips "test" .test) }}
 {{- end }}

@@ -1,0 +1,56 @@
+{{/*
+The items a Job chart carries, in `items` (a list) or `itemsFile` (text, one item per line), and
+the ConfigMap that holds them for the pods.
+*/}}
+
+{{/*
+The ConfigMap of the items, mounted read-only into the pods that read them: `items` as a JSON
+array (any string survives, newlines included), `itemsFile` verbatim with one item per line.
+*/}}
+{{- define "jobworker-common.items.configMap" -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "jobworker-common.names.fullname" . }}-items
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "jobworker-common.labels.standard" (dict "context" .) | nindent 4 }}
+data:
+  {{- if .Values.items }}
+  items.json: {{ toJson .Values.items | quote }}
+  {{- else }}
+  items.txt: {{ .Values.itemsFile | quote }}
+  {{- end }}
+{{- end }}
+
+{{/* Whether the chart carries items, in `items` or in `itemsFile` ("true" or ""). */}}
+{{- define "jobworker-common.items.given" -}}
+{{- if or .Values.items .Values.itemsFile }}true{{ end }}
+{{- end }}
+
+{{/*
+The number of items, counted as `jobworker` reads them: the entries of `items`, or the lines of
+`itemsFile` that are not empty once a trailing CR is dropped (0 without items).
+*/}}
+{{- define "jobworker-common.items.count" -}}
+{{- if .Values.items }}
+{{- len .Values.items }}
+{{- else }}
+{{- $count := 0 }}
+{{- range splitList "\n" (.Values.itemsFile | default "") }}
+{{- if trimSuffix "\r" . }}
+{{- $count = add1 $count }}
+{{- end }}
+{{- end }}
+{{- $count }}
+{{- end }}
+{{- end }}
+
+{{/* Where the pods mount the items, and the file of the ConfigMap that holds them. */}}
+{{- define "jobworker-common.items.dir" -}}
+/etc/jobworker/items
+{{- end }}
+
+{{- define "jobworker-common.items.key" -}}
+{{- if .Values.items }}items.json{{ else }}items.txt{{ end }}
+{{- end }}
