@@ -35,6 +35,13 @@ TAG ?= $(APP_VERSION)
 RELEASE_TAG ?= v$(APP_VERSION)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 IMAGES ?= fine-queue-worker coarse-queue-worker indexed-worker
+# Each is a target of images/Dockerfile, with the package extra it installs and its description.
+IMAGE_EXTRA_fine-queue-worker = [redis]
+IMAGE_EXTRA_coarse-queue-worker = [amqp]
+IMAGE_EXTRA_indexed-worker =
+IMAGE_DESCRIPTION_fine-queue-worker = Fine-grained work-queue worker (Redis): many items per pod
+IMAGE_DESCRIPTION_coarse-queue-worker = Coarse-grained work-queue worker (RabbitMQ): one message per pod
+IMAGE_DESCRIPTION_indexed-worker = Indexed Job worker: maps the pod's completion index to its item
 IMAGE_REFS = $(foreach image,$(IMAGES),$(REGISTRY)/$(image):$(TAG))
 # Packaging and publishing the charts.
 DIST ?= dist
@@ -147,8 +154,9 @@ images: $(addprefix image-,$(IMAGES)) ## build every worker image as REGISTRY/NA
 # A pattern rule cannot be .PHONY; FORCE makes it run every time all the same (docker caches).
 image-%: FORCE ## build one image: image-fine-queue-worker, image-coarse-queue-worker, image-indexed-worker
 	@[[ " $(IMAGES) " == *" $* "* ]] || { echo "make: no image named '$*' (images: $(IMAGES))" >&2; exit 2; }
-	$(DOCKER) build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(APP_VERSION) \
-	  --build-arg REVISION=$(REVISION) --tag $(REGISTRY)/$*:$(TAG) --file images/$*/Dockerfile images
+	$(DOCKER) build --target $* --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg 'EXTRA=$(IMAGE_EXTRA_$*)' \
+	  --build-arg TITLE=$* --build-arg "DESCRIPTION=$(IMAGE_DESCRIPTION_$*)" --build-arg VERSION=$(APP_VERSION) \
+	  --build-arg REVISION=$(REVISION) --tag $(REGISTRY)/$*:$(TAG) --file images/Dockerfile images
 
 .PHONY: image-refs
 image-refs: ## print the references `make images` builds, one per line

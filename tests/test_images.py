@@ -37,23 +37,34 @@ def python_code(code: str) -> list[str]:
 
 
 # --- the Dockerfiles and the Makefile, read as text --------------------------------------------------
-@pytest.mark.parametrize("name", NAMES)
-def test_dockerfile_conventions(name: str) -> None:
-    text = (REPO_ROOT / "images" / name / "Dockerfile").read_text()
+def test_dockerfile_conventions() -> None:
+    """One Dockerfile, a target per image: the base by ARG, a build stage, a numeric user."""
+    text = (REPO_ROOT / "images" / "Dockerfile").read_text()
     instructions = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
     assert instructions[0] == "ARG PYTHON_IMAGE=python:3.12-slim"
     assert [line for line in instructions if line.startswith("FROM ")] == [
         "FROM ${PYTHON_IMAGE} AS build",
-        "FROM ${PYTHON_IMAGE}",
+        "FROM ${PYTHON_IMAGE} AS worker",
+        *(f"FROM worker AS {name}" for name in NAMES),
     ]
     assert "USER 65532:65532" in instructions
-    assert f'ENTRYPOINT ["jobworker", "{SUBCOMMANDS[name]}"]' in instructions
+    for name in NAMES:
+        assert f'ENTRYPOINT ["jobworker", "{SUBCOMMANDS[name]}"]' in instructions
     assert f"ARG VERSION={package_version()}" in instructions  # `docker build` alone labels it right too
 
 
-def test_images_and_makefile_do_not_depend_on_this_machine() -> None:
-    for path in [REPO_ROOT / "Makefile", *sorted((REPO_ROOT / "images").glob("*/Dockerfile"))]:
-        assert "shared" not in path.read_text(), path
+def test_the_product_does_not_depend_on_this_machine_s_tools() -> None:
+    """Only .ci/run may use ../shared (the tools beside CI's clone): not the Makefile, the images,
+    the cluster's tooling or the scripts users run."""
+    product = [REPO_ROOT / "Makefile", REPO_ROOT / "images" / "Dockerfile"]
+    for directory in ("cluster", "scripts", "charts"):
+        product += [
+            path
+            for path in (REPO_ROOT / directory).rglob("*")
+            if path.is_file() and ".venv" not in path.parts
+        ]
+    for path in product:
+        assert "../shared" not in path.read_text(errors="replace"), path
 
 
 # --- built images ----------------------------------------------------------------------------------
