@@ -10,20 +10,28 @@ until the queue is drained, timing from the launch of the workers to the exit of
   jobworker  `jobworker fine --handler jobworker.handlers:noop`: batched leases, one round trip
              per batch
 
-Each contender also runs once on an empty queue; that time (process start-up, connecting, the
-end-of-queue check) is reported as start-up, and the rate after start-up is N / (time - start-up).
-The headline ratio is of the plain wall-clock rates, start-up included.
+Each contender also runs on an empty queue in every round; the median of those times (process
+start-up, connecting, the end-of-queue check) is reported as start-up, and the rate after start-up
+is N / (time - start-up). The headline ratio is of the plain wall-clock rates, start-up included.
 
-Usage: bench/fine_queue.py [--items N] [--workers K] [--repeat R] [--json]
+--compare REV adds a third contender, `jobworker fine` as of a git revision (its
+images/jobworker/src, extracted with `git archive`), run in the same rounds as the work tree's and
+right next to it, so that a change is measured against what it changes on the same machine at the
+same time; the report gives the change in time, the median over the rounds of the two runs' ratio.
+
+Usage: bench/fine_queue.py [--items N] [--workers K] [--repeat R] [--compare REV] [--json]
 """
 
 import argparse
+import functools
+import io
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -58,8 +66,24 @@ def redis_server_version() -> str:
     return next((part.split("=", 1)[1] for part in output.split() if part.startswith("v=")), output.strip())
 
 
-def worker_env(url: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "REDIS_URL": url}
+def worker_env(url: str, source: Path | None = None) -> dict[str, str]:
+    """`source`: a directory holding another jobworker package, imported instead of the work tree's."""
+    path = [str(source)] if source else []
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(REPO_ROOT)]), "REDIS_URL": url}
+
+
+def extract_source(revision: str, directory: Path) -> Path:
+    """The jobworker package as of a git revision, in `directory`; exits with a message if it cannot."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", revision, "images/jobworker/src/jobworker"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode:
+        sys.exit(f"fine_queue: cannot read revision {revision!r}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(directory, filter="data")
+    return directory / "images" / "jobworker" / "src"
 
 
 def run_workers(commands: list[list[str]], env: dict[str, str]) -> float:
@@ -83,7 +107,9 @@ def bench_baseline(client: redis.Redis, url: str, items: list[bytes], workers: i
     return elapsed
 
 
-def bench_jobworker(client: redis.Redis, url: str, items: list[bytes], workers: int) -> float:
+def bench_jobworker(
+    client: redis.Redis, url: str, items: list[bytes], workers: int, source: Path | None = None
+) -> float:
     client.flushall()
     queue = RedisQueue(client, "bench")
     queue.seed(items)
@@ -99,7 +125,7 @@ def bench_jobworker(client: redis.Redis, url: str, items: list[bytes], workers: 
         "--handler",
         "jobworker.handlers:noop",
     ]
-    elapsed = run_workers([command] * workers, worker_env(url))
+    elapsed = run_workers([command] * workers, worker_env(url, source))
     if queue.status().done != len(items):
         sys.exit(f"fine_queue: jobworker finished {queue.status().done} of {len(items)} items")
     return elapsed
@@ -120,6 +146,11 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each contender; the median is reported"
     )
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="also run jobworker as of this git revision (e.g. HEAD), in the same rounds",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--baseline-worker", metavar="QUEUE", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -129,15 +160,23 @@ def main() -> None:
 
     items = [b"item-%08d" % n for n in range(args.items)]
     contenders = {"baseline": bench_baseline, "jobworker": bench_jobworker}
-    results: dict[str, list[float]] = {name: [] for name in contenders}
-    startup: dict[str, float] = {}
+    compared = f"jobworker@{args.compare}" if args.compare else None
     with tempfile.TemporaryDirectory() as directory, RedisServer(Path(directory)) as server:
+        if compared:
+            source = extract_source(args.compare, Path(directory) / "compare")
+            contenders[compared] = functools.partial(bench_jobworker, source=source)
+        results: dict[str, list[float]] = {name: [] for name in contenders}
+        startups: dict[str, list[float]] = {name: [] for name in contenders}
         client = server.client()
-        for name, bench in contenders.items():
-            startup[name] = bench(client, server.url, [], args.workers)
-        for _ in range(args.repeat):
-            for name, bench in contenders.items():
-                results[name].append(bench(client, server.url, items, args.workers))
+        for round_number in range(args.repeat):
+            # The baseline first; the others back to back, taking turns at going first, so that
+            # each pair of their runs shares the machine's state of the moment.
+            rest = list(contenders)[1:]
+            shift = round_number % len(rest)
+            for name in ["baseline", *rest[shift:], *rest[:shift]]:
+                startups[name].append(contenders[name](client, server.url, [], args.workers))
+                results[name].append(contenders[name](client, server.url, items, args.workers))
+        startup = {name: statistics.median(times) for name, times in startups.items()}
 
     report: dict = {
         "benchmark": "fine_queue",
@@ -159,6 +198,20 @@ def main() -> None:
     report["ratio_after_startup"] = round(
         jobworker["items_per_second_after_startup"] / baseline["items_per_second_after_startup"], 1
     )
+    if compared:
+        # The work tree's time against the revision's, round by round (the two ran back to back),
+        # the median of the rounds: + is slower.
+        ours, theirs = results["jobworker"], results[compared]
+        ours_up, theirs_up = startups["jobworker"], startups[compared]
+        report["compared_with"] = args.compare
+        report["time_change_percent"] = round(
+            100 * (statistics.median(a / b for a, b in zip(ours, theirs, strict=True)) - 1), 1
+        )
+        after_startup = [
+            (a - a_up) / max(b - b_up, 1e-3)
+            for a, b, a_up, b_up in zip(ours, theirs, ours_up, theirs_up, strict=True)
+        ]
+        report["time_change_percent_after_startup"] = round(100 * (statistics.median(after_startup) - 1), 1)
     if args.json:
         print(json.dumps(report))
         return
@@ -167,13 +220,19 @@ def main() -> None:
         f"fine_queue: {args.items} items, {args.workers} workers, median of {args.repeat} runs "
         f"({where['cpu']}, {where['cores']} cores, redis {where['redis']})"
     )
+    width = max(map(len, results))
     for name in results:
         entry = report[name]
         print(
-            f"  {name:10} {entry['items_per_second']:>10,} items/s in {entry['seconds']} s "
+            f"  {name:{width}} {entry['items_per_second']:>10,} items/s in {entry['seconds']} s "
             f"({entry['items_per_second_after_startup']:,} after {entry['startup_seconds']} s of start-up)"
         )
     print(f"  ratio      {report['ratio']:>10}x  ({report['ratio_after_startup']}x after start-up)")
+    if compared:
+        print(
+            f"  the work tree against {args.compare}: {report['time_change_percent']:+}% time "
+            f"({report['time_change_percent_after_startup']:+}% after start-up)"
+        )
 
 
 if __name__ == "__main__":

@@ -411,6 +411,54 @@ def test_a_quorum_queue_dead_letters_an_item_whose_workers_keep_dying(rabbit_ser
     assert body == b"deadly"
 
 
+def test_a_crash_loop_counts_against_the_running_message_not_the_prefetched_ones(
+    rabbit_server, amqp_env, amqp_queue
+):
+    """--drain --prefetch 5 on a quorum queue, and a message whose program kills its worker. A lost
+    connection returns every message the worker held, and RabbitMQ (3.10 and 4.3 alike) counts each
+    return in x-delivery-count, toward a quorum queue's delivery limit (20 from 4.0 on). So the
+    worker holds nothing else while it runs a message that a lost worker held (redelivered), and
+    each connection starts at prefetch 1: over 4 crashes the poison message is counted 4 times, the
+    messages prefetched along with it at most once (when it first ran, as a fresh message)."""
+    seed(amqp_env, amqp_queue, "a", "b", "poison", "c", "d", "e", "f", "g", "h", options=["--quorum"])
+    command = ["sh", "-c", 'read -r x; [ "$x" != poison ] || kill -9 "$PPID"; echo "$x"']
+    for _ in range(4):
+        result = coarse(amqp_env, amqp_queue, *command, options=["--drain", "--prefetch", "5", "--idle", "1"])
+        assert result.returncode == -signal.SIGKILL, result.stderr.decode()
+        wait_until(
+            lambda: declared(rabbit_server, amqp_queue).consumer_count == 0, 30, "the broker to notice"
+        )
+    counts = {
+        body: headers.get("x-delivery-count", 0) for body, headers in take_all(rabbit_server, amqp_queue)
+    }
+    assert counts.pop(b"poison") == 4
+    assert all(count <= 1 for count in counts.values()), counts
+
+
+def test_messages_of_a_lost_worker_run_alone_at_a_worker_that_prefetches(rabbit_server, amqp_env, amqp_queue):
+    """A worker at --prefetch 5 gets the messages a SIGKILLed worker held (redelivered): it hands
+    them back with what it holds and takes them again at prefetch 1, one at a time; every message
+    is done, none is lost."""
+    items = [f"m{n:02d}" for n in range(30)]
+    seed(amqp_env, amqp_queue, *items, options=["--quorum"])
+    args = ["coarse", "--queue", amqp_queue, "--wait", WAIT, "--drain", "--prefetch", "5", "--idle", "2"]
+    command = ["--", "sh", "-c", 'read -r x; echo "$x"; sleep 0.2']
+    steady = start_jobworker([*args, *command], amqp_env)
+    wait_for_line(steady, b"m01")  # it has run a first message: it is at the full prefetch now
+    doomed = start_jobworker([*args, *command], amqp_env)
+    assert doomed.stdout is not None
+    # Its second message: it runs at the full prefetch, holding more than the one it runs.
+    done_by_doomed = [doomed.stdout.readline().strip(), doomed.stdout.readline().strip()]
+    doomed.kill()
+    doomed.wait()
+    out, err = steady.communicate(timeout=120)
+    assert steady.returncode == 0, err.decode()
+    assert b"to run it with nothing else held" in err
+    done = {b"m00", b"m01", *out.split(), *done_by_doomed}  # wait_for_line read the first two
+    assert done == {item.encode() for item in items}, "messages were lost"
+    assert ready(rabbit_server, amqp_queue) == 0
+
+
 def test_a_message_handed_back_on_sigterm_is_not_a_failed_delivery_on_43(rabbit_server, amqp_env, amqp_queue):
     """On SIGTERM (an eviction, a node drain) the worker hands its message back with basic.nack.
     RabbitMQ 4.3 no longer counts that in a quorum queue's x-delivery-count, so evictions never use

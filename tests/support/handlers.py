@@ -5,6 +5,7 @@ record, so records from concurrent workers never interleave and items may hold a
 """
 
 import os
+import signal
 import struct
 import time
 from pathlib import Path
@@ -33,6 +34,21 @@ def fail_bad(item: bytes) -> None:
     if item.startswith(b"bad"):
         raise ValueError(f"refusing {item!r}")
     _append(item)
+
+
+def record_or_die(item: bytes) -> None:
+    """Records every item; an item starting with b"poison" then kills its own worker (SIGKILL), as an
+    item that crashes the interpreter or makes the pod run out of memory would."""
+    _append(item)
+    if item.startswith(b"poison"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def record_or_hang(item: bytes) -> None:
+    """Records every item; an item starting with b"hang" then runs for ten minutes."""
+    _append(item)
+    if item.startswith(b"hang"):
+        time.sleep(600)
 
 
 def read_records(path: Path) -> list[bytes]:

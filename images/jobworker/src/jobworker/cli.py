@@ -492,6 +492,7 @@ def _run_fine(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
         wait_seconds=args.wait,
         wait_for_seal=args.wait_for_seal,
         progress_seconds=DEFAULT_PROGRESS_SECONDS,
+        grace_seconds=args.grace_seconds,
     )
     stop.install()
     log.info(
@@ -559,6 +560,10 @@ def _run_status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCod
         lines.append(f"    {preview(item)}: {error}")
     if status.failed > FAILED_SHOWN:
         lines.append(f"    ... and {status.failed - FAILED_SHOWN} more")
+    retrying = queue.retrying(FAILED_SHOWN) if status.pending else []
+    if retrying:
+        lines.append("  retrying (attempts charged so far: last error)")
+        lines.extend(f"    {preview(r.item)} ({r.attempts}): {r.error}" for r in retrying)
     sys.stdout.write("\n".join(lines) + "\n")
     return ExitCode.OK
 

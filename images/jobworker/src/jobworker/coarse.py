@@ -33,6 +33,21 @@ queue's type shows only in that refusal, so the worker then consumes again witho
 A lost connection while no message is held is retried (the broker may be restarting); with a
 message held, the message is already back in the queue, so the program is stopped and the worker
 exits 1 (with --drain it reconnects and goes on instead).
+
+Prefetch (--drain --prefetch N) and lost workers: a worker killed outright (SIGKILL, OOM, node
+loss) records nothing, and the broker takes back every message it held. RabbitMQ counts each of
+those returns in a quorum queue's x-delivery-count (3.10 and 4.3 alike, tested), and from 4.0 on
+dead-letters a message returned more than 20 times: the prefetched messages that never started
+would be charged like the one that killed the worker, and a crash loop would take them all to
+the dead-letter queue. So a worker holds nothing else while it runs a message that a lost worker
+held before (redelivered: the likely culprit of a crash loop). Each connection starts at prefetch
+1 and widens to N once a message that no lost worker held has run; a redelivered message that
+comes at prefetch N is handed back with everything held (basic.nack, requeue, which RabbitMQ 4.3
+does not count; earlier versions count it once) and the worker consumes again at prefetch 1, so
+that it comes back alone. A message that kills every worker running it is then the only one
+counted after its first crash, when the messages prefetched with it are counted once. Every
+message runs while the consumer it was delivered to is active: the consumer argument
+x-consumer-timeout, where it is sent, keeps applying to it.
 """
 
 import collections
@@ -115,11 +130,13 @@ class Consumer:
         self.cancelled_by_broker = False
         self._ack_tag = 0  # the highest delivery acknowledged later, with multiple=True
         self._ack_count = 0
-        self._ack_batch = max(settings.prefetch // 2, 1)
+        self.target_prefetch = settings.prefetch
+        self.prefetch = 1  # until a message that no lost worker held comes (see the module docstring)
+        self.consuming = False
         self.connection = connect(broker, stop)
         self.version = server_version(self.connection)
         try:
-            self.channel = self._open_channel(settings.prefetch)
+            self.channel = self._open_channel(self.prefetch)
             arguments = consumer_timeout_argument(
                 settings.consumer_timeout, self.version, names.work, classic=None, kind="consumer argument"
             )
@@ -132,8 +149,10 @@ class Consumer:
                     raise
                 log_classic_untimed(self.version, names.work, "consumer argument")
                 arguments = {}
-                self.channel = self._open_channel(settings.prefetch)
+                self.channel = self._open_channel(self.prefetch)
                 self.consumer_tag = self.channel.basic_consume(names.work, self._on_message, auto_ack=False)
+            self.consuming = True
+            self._arguments = arguments
             self.timeout_argument_sent = bool(arguments)
         except exceptions.ChannelClosedByBroker as error:
             self.close()
@@ -232,6 +251,8 @@ class Consumer:
         """The next delivery, or None after `timeout` seconds without one or on a stop request."""
         if not self.deliveries:
             self.flush_acks()  # with every prefetched message done, the broker waits for these
+            if not self.consuming:
+                self._consume(self.prefetch)
         deadline = time.monotonic() + timeout
         while not self.deliveries:
             remaining = deadline - time.monotonic()
@@ -239,6 +260,55 @@ class Consumer:
                 return None
             self.pump(min(PUMP_SECONDS, remaining))
         return self.deliveries.popleft()
+
+    # --- prefetch ---------------------------------------------------------------------------------
+    def hand_back_to_run_alone(self, delivery: Delivery) -> bool:
+        """--prefetch above 1: a redelivered message that came while others may be held is handed
+        back with all of them, and the consumer starts again at prefetch 1, so that it comes back
+        alone (see the module docstring). True when it was handed back instead of run."""
+        if self.target_prefetch <= 1 or self.prefetch <= 1 or not delivery.redelivered:
+            return False
+        self.flush_acks()
+        if self.consuming and not self.cancelled_by_broker:
+            self._guard("cancel the consumer", self.channel.basic_cancel, self.consumer_tag)
+        self.consuming = False
+        self._guard("hand messages back", self.channel.basic_nack, 0, multiple=True, requeue=True)
+        log.info(
+            "%s was redelivered (a worker holding it was lost): it and the %d messages prefetched with "
+            "it went back to the queue, to run it with nothing else held",
+            preview(delivery.body),
+            len(self.deliveries),
+        )
+        self.deliveries.clear()
+        self.prefetch = 1
+        return True
+
+    def before_settling(self, delivery: Delivery) -> None:
+        """--prefetch above 1, at prefetch 1: once a message that no lost worker held has run,
+        widen the prefetch. The consumer is cancelled now, while that message is the only one
+        held and still unsettled, so that nothing is delivered to it meanwhile; next() consumes
+        again at the full prefetch."""
+        if self.prefetch < self.target_prefetch and self.consuming and not delivery.redelivered:
+            self._guard("cancel the consumer", self.channel.basic_cancel, self.consumer_tag)
+            self.consuming = False
+            self.prefetch = self.target_prefetch
+
+    def _consume(self, prefetch: int) -> None:
+        """Consume (again) at this prefetch; a prefetch applies to consumers started after it is set."""
+        if self.consuming and not self.cancelled_by_broker:
+            self._guard("cancel the consumer", self.channel.basic_cancel, self.consumer_tag)
+        self.consuming = False
+        self._guard("set the prefetch", self.channel.basic_qos, prefetch_count=prefetch)
+        self.consumer_tag = self._guard(
+            "consume",
+            self.channel.basic_consume,
+            self.names.work,
+            self._on_message,
+            auto_ack=False,
+            arguments=self._arguments or None,
+        )
+        self.consuming = True
+        self.prefetch = prefetch
 
     # --- settling -------------------------------------------------------------------------------
     def ack_now(self, delivery: Delivery) -> None:
@@ -250,7 +320,7 @@ class Consumer:
         never covers a message that did not run."""
         self._ack_tag = delivery.tag
         self._ack_count += 1
-        if self._ack_count >= self._ack_batch or not self.deliveries:
+        if self._ack_count >= max(self.prefetch // 2, 1) or not self.deliveries:
             self.flush_acks()
 
     def flush_acks(self) -> None:
@@ -267,13 +337,15 @@ class Consumer:
         """
         self.flush_acks()
         self.deliveries.clear()
-        if not self.cancelled_by_broker:
+        if self.consuming and not self.cancelled_by_broker:
             self._guard("cancel the consumer", self.channel.basic_cancel, self.consumer_tag)
+        self.consuming = False
         self._guard("hand messages back", self.channel.basic_nack, 0, multiple=True, requeue=True)
 
     def stop_consuming(self) -> None:
         """Cancel the consumer, so that nothing more is delivered after the coming acknowledgement."""
         self._guard("cancel the consumer", self.channel.basic_cancel, self.consumer_tag)
+        self.consuming = False
         self._check_channel()
 
     def confirm(self) -> QueueCounts:
@@ -372,6 +444,8 @@ class CoarseWorker:
                 return ExitCode.TERMINATED
             if delivery is None:
                 return self._when_idle(consumer)
+            if consumer.hand_back_to_run_alone(delivery):
+                continue
             self.taken += 1
             verdict = self._process(consumer, delivery)
             if verdict is not None:
@@ -441,6 +515,7 @@ class CoarseWorker:
     ) -> ExitCode | None:
         try:
             if self.settings.drain:
+                consumer.before_settling(delivery)
                 consumer.ack_later(delivery)
             else:
                 consumer.stop_consuming()
@@ -469,6 +544,8 @@ class CoarseWorker:
         )
         last = attempt >= limit
         try:
+            if self.settings.drain:
+                consumer.before_settling(delivery)
             consumer.flush_acks()
             if last:
                 dead_letter(

@@ -72,6 +72,10 @@ DEFAULT_PROGRESS_SECONDS = 5.0  # handler mode logs a progress line this often
 SEED_BATCH_SIZE = 1000  # items pushed per round trip by `jobworker seed`
 POLL_MIN_SECONDS = 0.02  # idle workers poll, backing off up to POLL_MAX_SECONDS (cheap for Redis)
 POLL_MAX_SECONDS = 0.25
+# fine: a handler tells Redis its position in a lease about once per this much work (a round trip
+# each), so that a lost worker is charged for the item it was running; fast handlers never need to.
+POSITION_REPORT_SECONDS = 0.02
+STOP_CHECK_SECONDS = 0.1  # fine: how soon after SIGTERM the heartbeat hands back items not started
 ITEM_PREVIEW_CHARS = 60  # how much of an item a log line shows
 DEFAULT_AMQP_URL = "amqp://localhost:5672/%2F"
 DEFAULT_PREFETCH = 1  # --drain: messages held ahead; more is faster but starves other pods of work
@@ -102,6 +106,8 @@ class RedisKeys:
     state: str  # "open" while a producer is pushing, "sealed" at end of input; absent by hand
     seed: str  # hash recording the progress of `jobworker seed`, for retries
     next_lease: str  # lease id counter
+    progress: str  # hash: lease id -> "position stride" reported by its worker (absent: "0 0")
+    debts: str  # hash: lost lease id -> its candidates that have not run again since (see redisqueue)
 
     @classmethod
     def for_queue(cls, queue: str) -> "RedisKeys":
@@ -118,6 +124,8 @@ class RedisKeys:
             state=f"{tag}:state",
             seed=f"{tag}:seed",
             next_lease=f"{tag}:next_lease",
+            progress=f"{tag}:progress",
+            debts=f"{tag}:debts",
         )
 
 

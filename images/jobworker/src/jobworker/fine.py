@@ -5,19 +5,38 @@ item, or an in-process handler); repeat until the queue is finished. A finished 
 with nothing in flight, and, when a producer marked it, sealed. While a lease is held, a heartbeat
 thread keeps it alive, so an item may run for hours; if the worker dies instead, the lease
 expires and another worker takes the items over.
+
+The worker keeps Redis told where it is in a lease, so that a lost worker is charged an attempt
+only for the item it was running (the rules, and why they hold at any instant, are in redisqueue's
+docstring). Before an item starts, its index is written to the lease's Tracker, then the stop
+request is checked: so the heartbeat, reading the tracker from its own thread, never reports a
+position past an item that may be running, and after a stop request nothing starts past the
+position it reads. A command reports each item before it starts it (stride 1); a handler every
+`stride` items, a stride chosen from its measured speed so that reports stay rare.
+
+On SIGTERM the heartbeat hands back the items not started at once. A program that outlives
+--grace-seconds is stopped by the runner, and its item handed back; an in-process handler cannot
+be stopped, so past the grace period the heartbeat hands its item back and ends the process: an
+eviction is not the item's fault, and charges it nothing either way.
 """
 
 import abc
 import logging
+import math
+import os
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobworker.constants import (
     POLL_MAX_SECONDS,
     POLL_MIN_SECONDS,
+    POSITION_REPORT_SECONDS,
     STATE_OPEN,
     STATE_SEALED,
+    STOP_CHECK_SECONDS,
     ExitCode,
 )
 from jobworker.handlers import Handler
@@ -37,20 +56,46 @@ class FineSettings:
     wait_seconds: float  # give up after this long on an open queue that brings no work
     wait_for_seal: bool  # treat a queue with no end-of-input marker as open, not as filled by hand
     progress_seconds: float  # handler mode: a progress line this often
+    grace_seconds: float = 0.0  # after SIGTERM, how long a handler's item may still run
+
+
+class Tracker:
+    """Where the worker is in one lease, shared by the thread running its items and the heartbeat.
+
+    `at` is the index of the item that may be running: every item before it is finished. The
+    thread running items writes it before it checks for a stop, and both before the item starts.
+    """
+
+    __slots__ = ("ack", "at", "lease", "report", "stop_reported")
+
+    def __init__(self, lease: Lease, report: Callable[[int], bool]) -> None:
+        self.lease = lease
+        self.report = report  # tells Redis the position synchronously; False: the lease was lost
+        self.ack = Ack(lease_id=lease.lease_id)
+        self.at = 0
+        self.stop_reported = False
 
 
 class Heartbeat:
-    """Extends the lease this worker holds every third of its length, from a thread of its own.
+    """Extends the lease this worker holds every third of its length, from a thread of its own,
+    reporting the worker's position with it; hands back what will not start once a stop comes.
 
-    The worker's thread may be blocked for hours in a program; this thread keeps the lease
-    alive meanwhile. It uses its own connection from the client's pool.
+    The worker's thread may be blocked for hours in a program or a handler; this thread keeps the
+    lease alive meanwhile. It uses its own connection from the client's pool.
     """
 
-    def __init__(self, queue: RedisQueue, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        queue: RedisQueue,
+        settings: FineSettings,
+        stop: StopRequest,
+        enforce_grace: bool,
+    ) -> None:
         self.queue = queue
-        self.lease_seconds = lease_seconds
-        self._lease_id: int | None = None
-        self._lock = threading.Lock()
+        self.settings = settings
+        self.stop = stop
+        self.enforce_grace = enforce_grace  # a handler cannot be stopped: end the process instead
+        self._tracker: Tracker | None = None
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
 
@@ -62,29 +107,60 @@ class Heartbeat:
         self._stopped.set()
         self._thread.join()
 
-    def hold(self, lease_id: int | None) -> None:
-        with self._lock:
-            self._lease_id = lease_id
-
-    def _holds(self, lease_id: int) -> bool:
-        """Still our lease? A lease acknowledged while a beat was under way is not lost."""
-        with self._lock:
-            return self._lease_id == lease_id
+    def hold(self, tracker: Tracker | None) -> None:
+        """The lease now held (None: none); a plain assignment, read atomically by the beat."""
+        self._tracker = tracker
 
     def _beat(self) -> None:
-        while not self._stopped.wait(self.lease_seconds / 3):
-            with self._lock:
-                lease_id = self._lease_id
-            if lease_id is None:
+        period = self.settings.lease_seconds / 3
+        next_beat = time.monotonic() + period
+        while not self._stopped.wait(min(STOP_CHECK_SECONDS, period)):
+            tracker = self._tracker
+            if tracker is None:
                 continue
             try:
-                if not self.queue.extend(lease_id, self.lease_seconds) and self._holds(lease_id):
-                    log.warning(
-                        "lease %s was lost (it expired before it could be extended): its items may run twice",
-                        lease_id,
-                    )
+                if self.stop.requested:
+                    self._on_stop(tracker)
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + period
+                    self._report(tracker)
             except Exception as error:  # noqa: BLE001 - a missed beat must not kill the worker
-                log.warning("could not extend lease %s: %s", lease_id, error)
+                log.warning("could not extend lease %s: %s", tracker.lease.lease_id, error)
+
+    def _report(self, tracker: Tracker, stopping: bool = False) -> None:
+        lease_id = tracker.lease.lease_id
+        if (
+            not self.queue.report(lease_id, tracker.at, self.settings.lease_seconds, stopping)
+            and self._tracker is tracker
+        ):
+            log.warning(
+                "lease %s was lost (it expired before it could be extended): its items may run twice",
+                lease_id,
+            )
+
+    def _on_stop(self, tracker: Tracker) -> None:
+        """Hand back the items that will not start; past the grace period, a handler's item too."""
+        if not tracker.stop_reported:
+            tracker.stop_reported = True
+            if tracker.at < len(tracker.lease.items) - 1:
+                self._report(tracker, stopping=True)
+        if not self.enforce_grace or time.monotonic() < self.stop.raised_at + self.settings.grace_seconds:
+            return
+        at, ack = tracker.at, tracker.ack
+        failures = {index: error for index, error in dict(ack.failures).items() if index < at}
+        self.queue.lease(
+            Ack(lease_id=ack.lease_id, processed=at, failures=failures),
+            0,
+            self.settings.lease_seconds,
+            self.settings.max_attempts,
+        )
+        log.warning(
+            "the handler outlived the grace period after %s; its item went back to the queue: %s",
+            self.stop.signal_name,
+            preview(tracker.lease.items[at]),
+        )
+        sys.stderr.flush()
+        os._exit(ExitCode.TERMINATED)
 
 
 class BatchProcessor(abc.ABC):
@@ -99,13 +175,23 @@ class BatchProcessor(abc.ABC):
         self._last_progress = self._started
 
     @abc.abstractmethod
-    def process(self, lease: Lease) -> Ack:
+    def next_lease(self, batch_size: int) -> tuple[int, int]:
+        """The size of the next lease to ask for and its stride (items started per report)."""
+
+    @abc.abstractmethod
+    def process(self, lease: Lease, tracker: Tracker) -> Ack:
         """Run the lease's items in order; the Ack says how many ran and which failed."""
 
     def _count(self, ack: Ack) -> Ack:
         self.processed_total += ack.processed
         self.failed_total += len(ack.failures)
         return ack
+
+
+def _lost_lease(lease: Lease) -> None:
+    log.warning(
+        "lease %s was lost before its next item could start: its items will run elsewhere", lease.lease_id
+    )
 
 
 class CommandProcessor(BatchProcessor):
@@ -115,10 +201,17 @@ class CommandProcessor(BatchProcessor):
         super().__init__(stop, progress_seconds)
         self.runner = runner
 
-    def process(self, lease: Lease) -> Ack:
-        ack = Ack(lease_id=lease.lease_id)
+    def next_lease(self, batch_size: int) -> tuple[int, int]:
+        return batch_size, 1  # a round trip per item is nothing next to starting a program
+
+    def process(self, lease: Lease, tracker: Tracker) -> Ack:
+        ack = tracker.ack
         for index, (item, attempt) in enumerate(zip(lease.items, lease.attempts, strict=True)):
+            tracker.at = index
             if self.stop.requested:
+                break
+            if index and not tracker.report(index):
+                _lost_lease(lease)
                 break
             started = time.monotonic()
             outcome = self.runner.run(item)
@@ -151,13 +244,31 @@ class HandlerProcessor(BatchProcessor):
     def __init__(self, handler: Handler, stop: StopRequest, progress_seconds: float) -> None:
         super().__init__(stop, progress_seconds)
         self.handler = handler
+        self.seconds_per_item: float | None = None  # measured over the last lease
 
-    def process(self, lease: Lease) -> Ack:
-        ack = Ack(lease_id=lease.lease_id)
-        handler, failures, debug = self.handler, ack.failures, log.isEnabledFor(logging.DEBUG)
+    def next_lease(self, batch_size: int) -> tuple[int, int]:
+        """One item first, to time the handler; then a stride that reports about once per
+        POSITION_REPORT_SECONDS of work (none at all for handlers fast enough)."""
+        if self.seconds_per_item is None:
+            return 1, 1
+        stride = math.ceil(POSITION_REPORT_SECONDS / max(self.seconds_per_item, 1e-9))
+        return batch_size, min(stride, batch_size)
+
+    def process(self, lease: Lease, tracker: Tracker) -> Ack:
+        ack = tracker.ack
+        handler, failures, stop = self.handler, ack.failures, self.stop
+        debug = log.isEnabledFor(logging.DEBUG)
+        stride = report_at = lease.stride
+        started = time.monotonic()
         for index, item in enumerate(lease.items):
-            if self.stop.requested:
+            tracker.at = index
+            if stop.requested:
                 break
+            if index >= report_at:
+                if not tracker.report(index):
+                    _lost_lease(lease)
+                    break
+                report_at = index + stride
             try:
                 handler(item)
             except Exception as error:  # noqa: BLE001 - any exception from user code fails the item
@@ -169,6 +280,8 @@ class HandlerProcessor(BatchProcessor):
                 if debug:
                     log.debug("item done: %s", preview(item))
             ack.processed = index + 1
+        if ack.processed:
+            self.seconds_per_item = (time.monotonic() - started) / ack.processed
         self._count(ack)
         self._maybe_report()
         return ack
@@ -207,23 +320,24 @@ class FineWorker:
         self.stop = stop
 
     def run(self) -> ExitCode:
-        settings = self.settings
+        settings, queue = self.settings, self.queue
         ack: Ack | None = None
         idle_since: float | None = None
         poll = POLL_MIN_SECONDS
-        with Heartbeat(self.queue, settings.lease_seconds) as heartbeat:
+        enforce_grace = isinstance(self.processor, HandlerProcessor)
+        with Heartbeat(queue, settings, self.stop, enforce_grace) as heartbeat:
             while True:
                 stopping = self.stop.requested
                 heartbeat.hold(None)  # before the acknowledgement, so that no beat outlives the lease
-                lease, view, acked = self.queue.lease(
-                    ack, 0 if stopping else settings.batch_size, settings.lease_seconds, settings.max_attempts
+                batch, stride = self.processor.next_lease(settings.batch_size)
+                lease, view, acked = queue.lease(
+                    ack, 0 if stopping else batch, settings.lease_seconds, settings.max_attempts, stride
                 )
                 if not acked:
                     log.warning(
                         "lease %s had expired before its items were acknowledged: they will run again",
                         ack.lease_id if ack else None,
                     )
-                heartbeat.hold(lease.lease_id if lease else None)
                 ack = None
                 if stopping:
                     log.info(
@@ -232,7 +346,9 @@ class FineWorker:
                     )
                     return ExitCode.TERMINATED
                 if lease is not None:
-                    ack = self.processor.process(lease)
+                    tracker = Tracker(lease, self._reporter(lease.lease_id))
+                    heartbeat.hold(tracker)
+                    ack = self.processor.process(lease, tracker)
                     idle_since, poll = None, POLL_MIN_SECONDS
                     continue
                 is_open = self._is_open(view)
@@ -257,6 +373,10 @@ class FineWorker:
                     delay = min(max(view.next_expiry_seconds, POLL_MIN_SECONDS), POLL_MAX_SECONDS)
                 self.stop.sleep(delay)
                 poll = min(poll * 2, POLL_MAX_SECONDS)
+
+    def _reporter(self, lease_id: int) -> Callable[[int], bool]:
+        queue, lease_seconds = self.queue, self.settings.lease_seconds
+        return lambda position: queue.report(lease_id, position, lease_seconds)
 
     def _is_open(self, view: QueueView) -> bool:
         """Whether a producer may still push: marked open, or unmarked with --wait-for-seal."""

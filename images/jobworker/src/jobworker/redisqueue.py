@@ -10,6 +10,55 @@ deadline passes (its worker was killed) is reclaimed by the next worker that ask
 
 Acknowledging a batch and leasing the next one is a single script call: a worker pays one round
 trip per batch, not several per item as the Kubernetes docs' helper does.
+
+What a lost worker costs. An attempt is charged to an item when a run of it fails (the handler
+raised, the program exited non-zero) and when its worker is lost while it was running it, or could
+have been as far as Redis can know; after --max-attempts charges the item goes to {Q}:failed. The
+items of a lost lease that were not running are not charged: they go back to the front of the
+queue, in their order. To tell them apart, a lease records where its worker is:
+
+- its position lo: the worker has finished every item before lo. It starts at 0 and only rises:
+  the heartbeat reports it every third of the lease, and the reports below raise it too.
+- its stride s, fixed when the lease is taken: the worker starts no item at lo + s or beyond before
+  a report raising lo has been answered. A command uses s = 1 (one round trip per item, nothing
+  next to starting a process); a handler picks s from its own speed, so that its reports cost
+  about one round trip per POSITION_REPORT_SECONDS of work; for fast handlers s covers the whole
+  batch and they report nothing at all. A worker's first handler lease holds one item, to time it.
+- on SIGTERM the worker starts nothing after its current item, and its heartbeat says so at once:
+  Redis hands the items after it back, uncharged, and the lease then ends at that item.
+
+When a lease expires, the items that could have been running are its candidates, the items from lo
+to lo + s - 1. The ones before lo (finished but not acknowledged) and after the candidates (never
+started) go back uncharged. One candidate (a command, a one-item lease, a slow handler, a worker
+stopped by SIGTERM) is charged an attempt. Several (a fast handler's batch) cannot be told apart,
+so none is charged yet: they go back, marked to be leased one per lease from then on, so that a
+later loss names its item, and they share one debt of one attempt. The first of them whose own
+lease is lost pays it (its own run and the debt: two attempts); the others no longer owe it, and
+once they have all run again it is dropped. So a lost worker costs at most one attempt in all, and
+a poison item that kills every worker running it is failed after exactly N runs for N >= 2 (its
+first, in a batch, is the debt). With --max-attempts 1 it runs twice when its first run was in a
+fast handler's batch: which item that batch lost its worker to is known only after the second.
+(If another worker running one of the same candidates alone is lost first, that one pays the
+debt, which it could owe as well as far as Redis can tell, and the poison item runs once more.)
+
+Why this holds when a worker dies at any instant, including between two Redis calls:
+- Each script checks its arguments and the lease before it changes anything, and runs atomically:
+  a worker that dies between two calls leaves the queue as its last call left it. Every item is
+  in exactly one place at any time.
+- The worker writes its position before it checks for a stop, and both before it starts an item.
+  So the position the heartbeat reads (and reports) is never past an item that may be running,
+  and after a stop request nothing past it will start: lo never passes the running item, and an
+  item that may be running is always a candidate.
+- Dead after a lease call ran but before its reply arrived: the lease has lo = 0. Its first item
+  is a candidate though it never ran; it could have, for all Redis knows.
+- Dead between a report and its item: the item is a candidate, as it could have been running.
+- Dead after the last item, before the acknowledgement: the acknowledgement either ran (nothing
+  is charged) or not (the last item is a candidate; alone, it is charged: it could have been
+  running).
+- The heartbeat's reports and the worker's acknowledgement come from two threads: a report that
+  finds the lease gone changes nothing, and lo only rises, so a late report never moves it back.
+- A worker that hangs instead of dying loses its lease the same way; its late acknowledgement
+  finds no lease and its items run again elsewhere (at least once, as before).
 """
 
 import logging
@@ -38,91 +87,187 @@ log = logging.getLogger(__name__)
 RETRY_BACKOFF_BASE = 0.1
 RETRY_BACKOFF_CAP = 2.0
 RECLAIM_LIMIT = 100  # expired leases reclaimed per call, so that one call never runs long
+RETRY_SCANNED = 1000  # `jobworker status` looks this far into the retry list for charged items
 
-# Helpers shared by the scripts. A record is {item, attempts, last error}: attempts counts the
-# leases taken so far, so a worker that dies holding an item uses up one of its attempts and a
-# poison item that kills every worker still ends in the failed list.
-_LUA_PRELUDE = """
+# What {Q}:failed:errors and `jobworker status` say of an item charged for a lost worker.
+LOST_WORKER = "worker lost while running it (lease expired: killed, evicted or hung)"
+
+# Helpers shared by the scripts. A record is {item, attempts, last error, debt, alone}: attempts
+# counts the attempts charged so far, plus one while the item is leased (what this run counts as if
+# it fails); debt is the id of a lost lease whose debt the item shares, 0 for none; alone is 1 once
+# the item was a candidate of a lost lease: it is leased by itself from then on. Records written by
+# earlier versions have only the first three fields, which reads as no debt and not alone.
+_LUA_PRELUDE = (
+    """
 local K_PENDING, K_RETRY, K_LEASED, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_IN_FLIGHT, K_DONE, K_FAILED, K_FAILED_ERRORS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_STATE, K_NEXT_LEASE = KEYS[9], KEYS[10]
-
+local K_STATE, K_NEXT_LEASE, K_PROGRESS, K_DEBTS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+"""
+    + f"local LOST_WORKER = '{LOST_WORKER}'\n"
+    + """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- True when the record has attempts left (the caller puts it back), false once it is failed.
 local function retry_or_fail(record, err, max_attempts)
   if record[2] >= max_attempts then
     redis.call('RPUSH', K_FAILED, record[1])
     redis.call('RPUSH', K_FAILED_ERRORS, err)
-  else
-    redis.call('RPUSH', K_RETRY, cmsgpack.pack({record[1], record[2], err}))
+    return false
   end
+  record[3] = err
+  return true
+end
+
+-- The record ran again without losing its worker: one candidate fewer that may pay its debt.
+local function settle_debt(record)
+  local debt = record[4]
+  if debt and debt ~= 0 then
+    if redis.call('HINCRBY', K_DEBTS, debt, -1) <= 0 then redis.call('HDEL', K_DEBTS, debt) end
+    record[4] = 0
+  end
+end
+
+-- Records back at the head of the retry list, in their order, ahead of everything else.
+local function push_front(records)
+  for i = #records, 1, -1 do redis.call('LPUSH', K_RETRY, cmsgpack.pack(records[i])) end
+end
+
+-- The lease's position report: lo (items before it are finished) and stride (0: the whole lease).
+local function progress_of(id)
+  local saved = redis.call('HGET', K_PROGRESS, id)
+  if not saved then return 0, 0 end
+  local lo, stride = string.match(saved, '^(%d+) (%d+)$')
+  return tonumber(lo), tonumber(stride)
 end
 
 local function end_lease(id)
   local blob = redis.call('HGET', K_LEASES, id)
   redis.call('ZREM', K_LEASED, id)
   redis.call('HDEL', K_LEASES, id)
+  redis.call('HDEL', K_PROGRESS, id)
   if not blob then return {} end
   local records = cmsgpack.unpack(blob)
   redis.call('DECRBY', K_IN_FLIGHT, #records)
   return records
 end
 
-local LOST_WORKER = 'lease expired: the worker holding the item stopped (killed, evicted or hung)'
+-- A lease whose worker was lost: charge the item that was running if it is known, make the
+-- candidates share a debt if it is not, and put back the rest uncharged (see the module docstring).
+local function reclaim(id, max_attempts)
+  local lo, stride = progress_of(id)
+  local records = end_lease(id)
+  local n = #records
+  if n == 0 then return end
+  if stride == 0 then stride = n end
+  local first = math.min(lo + 1, n)
+  local last = math.min(lo + stride, n)
+  local back = {}
+  for i = 1, n do
+    local r = records[i]
+    if i < first or i > last then
+      r[2] = r[2] - 1
+      back[#back + 1] = r
+    elseif first == last then
+      local debt = r[4]
+      if debt and debt ~= 0 then
+        if redis.call('HEXISTS', K_DEBTS, debt) == 1 then
+          r[2] = r[2] + 1
+          redis.call('HDEL', K_DEBTS, debt)
+        end
+        r[4] = 0
+      end
+      r[5] = 1
+      if retry_or_fail(r, LOST_WORKER, max_attempts) then back[#back + 1] = r end
+    else
+      settle_debt(r)
+      r[2], r[4], r[5] = r[2] - 1, tonumber(id), 1
+      back[#back + 1] = r
+    end
+  end
+  if last > first then redis.call('HSET', K_DEBTS, id, last - first + 1) end
+  push_front(back)
+end
 
 local function reclaim_expired(now, max_attempts, limit)
   local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(expired) do
-    for _, record in ipairs(end_lease(id)) do
-      retry_or_fail(record, LOST_WORKER, max_attempts)
-    end
-  end
+  for _, id in ipairs(expired) do reclaim(id, max_attempts) end
 end
 """
+)
 
 # ARGV: 1 ack lease id ('' for none), 2 items of it processed (the rest are handed back),
 # 3 max attempts, 4 lease ms, 5 batch size (0: only ack), 6 expired leases reclaimed at most,
-# 7 number of failures, then (index, error) pairs of the failures (index 1-based).
+# 7 stride of the new lease (0: the whole lease; see the module docstring), 8 number of failures,
+# then (index, error) pairs of the failures (index 1-based).
 # Returns {acked, lease id, pending, in flight, failed, state, ms to next expiry, item, attempts, ...}.
 _LEASE_SCRIPT = (
     _LUA_PRELUDE
     + """
 local max_attempts, lease_ms, batch = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local processed, limit, stride = tonumber(ARGV[2]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local failure_count = tonumber(ARGV[8])
+if not (max_attempts and lease_ms and batch and processed and limit and stride and failure_count) then
+  return redis.error_reply('ERR jobworker: malformed lease arguments')
+end
+local failures = {}
+for i = 1, failure_count do
+  local index = tonumber(ARGV[7 + 2 * i])
+  if not index or ARGV[8 + 2 * i] == nil then
+    return redis.error_reply('ERR jobworker: malformed failure list')
+  end
+  failures[index] = ARGV[8 + 2 * i]
+end
+
 local acked = 0
 if ARGV[1] ~= '' and redis.call('ZSCORE', K_LEASED, ARGV[1]) then
   acked = 1
-  local failures = {}
-  for i = 1, tonumber(ARGV[7]) do
-    failures[tonumber(ARGV[6 + 2 * i])] = ARGV[7 + 2 * i]
-  end
   local records = end_lease(ARGV[1])
-  local processed, done = tonumber(ARGV[2]), 0
+  processed = math.min(processed, #records)
+  local done = 0
   for i = 1, processed do
-    if failures[i] then retry_or_fail(records[i], failures[i], max_attempts) else done = done + 1 end
+    local r = records[i]
+    if r[4] then settle_debt(r) end
+    if failures[i] then
+      if retry_or_fail(r, failures[i], max_attempts) then redis.call('RPUSH', K_RETRY, cmsgpack.pack(r)) end
+    else
+      done = done + 1
+    end
   end
   if done > 0 then redis.call('INCRBY', K_DONE, done) end
   for i = #records, processed + 1, -1 do
     local r = records[i]
-    redis.call('LPUSH', K_RETRY, cmsgpack.pack({r[1], r[2] - 1, r[3]}))
+    r[2] = r[2] - 1
+    redis.call('LPUSH', K_RETRY, cmsgpack.pack(r))
   end
 end
 
 local now = now_ms()
-reclaim_expired(now, max_attempts, tonumber(ARGV[6]))
+reclaim_expired(now, max_attempts, limit)
 
 local lease_id, records = 0, {}
 if batch > 0 then
-  local again = redis.call('LPOP', K_RETRY, batch)
-  if again then
-    for _, blob in ipairs(again) do
-      local r = cmsgpack.unpack(blob)
-      records[#records + 1] = {r[1], r[2] + 1, r[3]}
+  -- The retry list first, in order; an item marked alone is leased by itself, and stops the batch.
+  local full = false
+  while #records < batch do
+    local blob = redis.call('LPOP', K_RETRY)
+    if not blob then break end
+    local r = cmsgpack.unpack(blob)
+    if r[5] == 1 and #records > 0 then
+      redis.call('LPUSH', K_RETRY, blob)
+      full = true
+      break
+    end
+    r[2] = r[2] + 1
+    records[#records + 1] = r
+    if r[5] == 1 then
+      full = true
+      break
     end
   end
-  if #records < batch then
+  if not full and #records < batch then
     local fresh = redis.call('LPOP', K_PENDING, batch - #records)
     if fresh then
       for _, item in ipairs(fresh) do records[#records + 1] = {item, 1, ''} end
@@ -133,6 +278,7 @@ if batch > 0 then
     redis.call('HSET', K_LEASES, lease_id, cmsgpack.pack(records))
     redis.call('ZADD', K_LEASED, now + lease_ms, lease_id)
     redis.call('INCRBY', K_IN_FLIGHT, #records)
+    if stride > 0 and stride < #records then redis.call('HSET', K_PROGRESS, lease_id, '0 ' .. stride) end
   end
 end
 
@@ -156,15 +302,62 @@ return reply
 """
 )
 
-# ARGV: 1 lease ms, 2 lease id. Returns 1 when the lease was extended, 0 when it was lost.
-_EXTEND_SCRIPT = (
+# The heartbeat and the position reports. ARGV: 1 lease ms, 2 lease id, 3 position (0-based index
+# of the item the worker may be running: every item before it is finished), 4 '1' when the worker
+# will start no item after it (SIGTERM): those go back now, uncharged, and the lease ends at it.
+# Returns 1 when the lease was extended, 0 when it was lost (nothing is changed then).
+_REPORT_SCRIPT = (
     _LUA_PRELUDE
     + """
-if not redis.call('ZSCORE', K_LEASED, ARGV[2]) then return 0 end
-redis.call('ZADD', K_LEASED, 'XX', now_ms() + tonumber(ARGV[1]), ARGV[2])
+local lease_ms, position = tonumber(ARGV[1]), tonumber(ARGV[3])
+if not (lease_ms and position and position >= 0) then
+  return redis.error_reply('ERR jobworker: malformed report arguments')
+end
+local id = ARGV[2]
+if not redis.call('ZSCORE', K_LEASED, id) then return 0 end
+redis.call('ZADD', K_LEASED, 'XX', now_ms() + lease_ms, id)
+local lo, stride = progress_of(id)
+if position > lo then
+  lo = position
+  redis.call('HSET', K_PROGRESS, id, lo .. ' ' .. stride)
+end
+if ARGV[4] == '1' then
+  local records = cmsgpack.unpack(redis.call('HGET', K_LEASES, id))
+  if #records > lo + 1 then
+    local kept, back = {}, {}
+    for i = 1, #records do
+      local r = records[i]
+      if i <= lo + 1 then
+        kept[#kept + 1] = r
+      else
+        r[2] = r[2] - 1
+        back[#back + 1] = r
+      end
+    end
+    redis.call('HSET', K_LEASES, id, cmsgpack.pack(kept))
+    redis.call('DECRBY', K_IN_FLIGHT, #back)
+    push_front(back)
+  end
+end
 return 1
 """
 )
+
+# Read only: the first records of the retry list that carry an error (failed, or charged for a
+# lost worker), as item, attempts charged, error. ARGV: records scanned at most, records returned.
+_RETRYING_SCRIPT = """
+local found, wanted = {}, tonumber(ARGV[2])
+for _, blob in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
+  local r = cmsgpack.unpack(blob)
+  if r[3] and r[3] ~= '' then
+    found[#found + 1] = r[1]
+    found[#found + 1] = r[2]
+    found[#found + 1] = r[3]
+    if #found >= 3 * wanted then break end
+  end
+end
+return found
+"""
 
 # Moves every failed item back to the tail of the queue with fresh attempts. Returns the count.
 _REQUEUE_FAILED_SCRIPT = (
@@ -219,7 +412,8 @@ class Lease:
 
     lease_id: int
     items: list[bytes]
-    attempts: list[int]  # 1 for an item's first run
+    attempts: list[int]  # what this run counts as if it fails: 1 for an item's first run
+    stride: int  # items started at most per position report (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -264,6 +458,15 @@ class QueueStatus:
             "sealed": self.sealed,
             "state": self.state,
         }
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """An item waiting in the retry list after a failed run or a lost worker."""
+
+    item: bytes
+    attempts: int  # charged so far
+    error: str  # the last one
 
 
 @dataclass(frozen=True)
@@ -375,10 +578,11 @@ class RedisQueue:
         self._key_list = [
             self.keys.pending, self.keys.retry, self.keys.leased, self.keys.leases,
             self.keys.in_flight, self.keys.done, self.keys.failed, self.keys.failed_errors,
-            self.keys.state, self.keys.next_lease,
+            self.keys.state, self.keys.next_lease, self.keys.progress, self.keys.debts,
         ]  # fmt: skip
         self._lease = client.register_script(_LEASE_SCRIPT)
-        self._extend = client.register_script(_EXTEND_SCRIPT)
+        self._report = client.register_script(_REPORT_SCRIPT)
+        self._retrying = client.register_script(_RETRYING_SCRIPT)
         self._requeue_failed = client.register_script(_REQUEUE_FAILED_SCRIPT)
         self._seed_begin = client.register_script(_SEED_BEGIN_SCRIPT)
         self._seed_push = client.register_script(_SEED_PUSH_SCRIPT)
@@ -406,13 +610,20 @@ class RedisQueue:
 
     # --- workers --------------------------------------------------------------------------------
     def lease(
-        self, ack: Ack | None, batch_size: int, lease_seconds: float, max_attempts: int
+        self,
+        ack: Ack | None,
+        batch_size: int,
+        lease_seconds: float,
+        max_attempts: int,
+        stride: int = 0,
     ) -> tuple[Lease | None, QueueView, bool]:
         """Acknowledge the previous batch and lease the next in one call.
 
-        Returns the new lease (None when there is no work now), the queue as the script saw it,
-        and whether the acknowledgement found its lease (False: it had expired and was reclaimed,
-        so its items will run again elsewhere).
+        `stride`: this worker starts at most that many items of the new lease per position
+        report (0: all of them without any); see the module docstring. Returns the new lease
+        (None when there is no work now), the queue as the script saw it, and whether the
+        acknowledgement found its lease (False: it had expired and was reclaimed, so its items
+        will run again elsewhere).
         """
         args: list[bytes | str | int] = [
             ack.lease_id if ack else "",
@@ -421,6 +632,7 @@ class RedisQueue:
             math.ceil(lease_seconds * 1000),
             batch_size,
             RECLAIM_LIMIT,
+            stride,
             len(ack.failures) if ack else 0,
         ]
         for index, error in ack.failures.items() if ack else ():
@@ -436,13 +648,26 @@ class RedisQueue:
         )
         lease = None
         if lease_id:
-            lease = Lease(lease_id=lease_id, items=reply[7::2], attempts=reply[8::2])
+            items = reply[7::2]
+            size = len(items)
+            lease = Lease(
+                lease_id=lease_id,
+                items=items,
+                attempts=reply[8::2],
+                stride=min(stride, size) if stride > 0 else size,
+            )
         return lease, view, bool(acked) or ack is None
 
-    def extend(self, lease_id: int, lease_seconds: float) -> bool:
-        """Push a lease's deadline back; False when it was already lost."""
+    def report(self, lease_id: int, position: int, lease_seconds: float, stopping: bool = False) -> bool:
+        """Extend a lease and tell Redis that every item before `position` is finished; with
+        `stopping`, that no item after it will start, so that those go back to the queue now.
+        False when the lease was already lost (then nothing changed)."""
         return bool(
-            self._call(self._extend, keys=self._key_list, args=[math.ceil(lease_seconds * 1000), lease_id])
+            self._call(
+                self._report,
+                keys=self._key_list,
+                args=[math.ceil(lease_seconds * 1000), lease_id, position, 1 if stopping else 0],
+            )
         )
 
     # --- producers and operators ----------------------------------------------------------------
@@ -512,6 +737,14 @@ class RedisQueue:
         return [
             (item, error.decode("utf-8", errors="replace"))
             for item, error in zip(items, errors, strict=False)
+        ]
+
+    def retrying(self, limit: int = 10) -> list[Retrying]:
+        """Items waiting for another attempt after a failed run or a lost worker, first ones first."""
+        found = self._call(self._retrying, keys=[self.keys.retry], args=[RETRY_SCANNED, limit])
+        return [
+            Retrying(item=item, attempts=attempts, error=error.decode("utf-8", errors="replace"))
+            for item, attempts, error in zip(found[::3], found[1::3], found[2::3], strict=True)
         ]
 
     def requeue_failed(self) -> int:
