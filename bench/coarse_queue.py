@@ -25,9 +25,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for devkit
 
-from tests.support.servers import RabbitServer
+from devkit.servers import RabbitServer
 
 
 def jobworker_command() -> list[str]:

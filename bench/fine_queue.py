@@ -6,7 +6,7 @@ until the queue is drained, timing from the launch of the workers to the exit of
 (interpreter start-up included for both):
 
   baseline   the docs' rediswq.py pattern: per item one BRPOPLPUSH, SETEX, LREM, DEL and the two
-             LLEN of its empty() check, one round trip each (tests/support/docs_protocol.py)
+             LLEN of its empty() check, one round trip each (devkit/docs_protocol.py)
   jobworker  `jobworker fine --handler jobworker.handlers:noop`: batched leases, one round trip
              per batch
 
@@ -41,9 +41,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import redis  # noqa: E402
 
+from devkit.docs_protocol import drain_like_the_docs  # noqa: E402
+from devkit.servers import RedisServer  # noqa: E402
 from jobworker.redisqueue import RedisQueue  # noqa: E402
-from tests.support.docs_protocol import drain_like_the_docs  # noqa: E402
-from tests.support.servers import RedisServer  # noqa: E402
 
 
 def machine() -> dict[str, str | int]:

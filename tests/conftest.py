@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.images import BuiltImages, build_images, docker_problem
-from tests.support.servers import (
+from devkit.docker import docker_problem
+from devkit.servers import (
     RABBITMQ_IMAGE,
     REDIS_IMAGE,
     ImageUnavailable,
@@ -23,6 +23,7 @@ from tests.support.servers import (
     RedisServer,
     standin_image,
 )
+from tests.support.images import BuiltImages, build_images
 
 # The values are the official image repositories (None: Debian's local server, the default). A
 # test outside `broker_versions` modules gets None too, so it shares the Debian servers' fixtures.

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import pika
 import pytest
 
+from devkit.servers import RabbitServer, free_port, wait_until
 from jobworker.constants import (
     AMQP_SEED_CHUNK,
     HEADER_ATTEMPTS,
@@ -28,7 +29,6 @@ from jobworker.constants import (
 )
 from jobworker.items import items_digest
 from tests.support.processes import one_line_error, run_jobworker, start_jobworker, worker_env
-from tests.support.servers import RabbitServer, free_port, wait_until
 
 pytestmark = pytest.mark.broker_versions
 

@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 import pytest
 
+from devkit.docs_protocol import drain_like_the_docs
+from devkit.servers import RedisServer, free_port, wait_until
 from jobworker.redisqueue import RedisQueue
-from tests.support.docs_protocol import drain_like_the_docs
 from tests.support.handlers import read_records
 from tests.support.processes import ReplacingJob, one_line_error, run_jobworker, start_jobworker
-from tests.support.servers import RedisServer, free_port, wait_until
 
 pytestmark = pytest.mark.broker_versions
 

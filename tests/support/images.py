@@ -2,7 +2,7 @@
 
 `docker_run_argv` turns a container as a pod spec describes it into `docker run`: `command`
 replaces the image's ENTRYPOINT (as in Kubernetes), `args` follow it, `mounts` stand in for
-volumes (LocalPod.docker_containers in rendered.py fills them from a rendered pod). Every run has a
+volumes. Every run has a
 read-only root filesystem with a tmpfs at /tmp (the charts' emptyDir), no capabilities and no
 privilege escalation, as the charts' restricted pods; the host network lets a container reach the
 servers the tests start on 127.0.0.1.
@@ -10,37 +10,17 @@ servers the tests start on 127.0.0.1.
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from devkit.docker import DOCKER, Mount
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DOCKER = "docker"
 DEFAULT_PYTHON_IMAGE = "python:3.12-slim"  # the Makefile's default; PYTHON_IMAGE overrides both
 BUILD_TIMEOUT = 1200.0
 RUN_TIMEOUT = 120.0
-
-
-def docker_problem() -> str | None:
-    """Why no Docker engine can be used here, or None when one answers."""
-    if shutil.which(DOCKER) is None:
-        return "docker is not installed"
-    try:
-        result = subprocess.run(
-            [DOCKER, "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return "no Docker engine answered `docker info` within 30 s"
-    if result.returncode != 0 or not result.stdout.strip():
-        first = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"no Docker engine answers `docker info`: {first}"
-    return None
 
 
 def python_image() -> str:
@@ -98,20 +78,6 @@ def inspect_image(reference: str) -> dict:
         [DOCKER, "image", "inspect", reference], capture_output=True, text=True, check=True
     )
     return json.loads(result.stdout)[0]
-
-
-@dataclass(frozen=True)
-class Mount:
-    """A host path mounted into the container (a ConfigMap, a downward API file, an emptyDir)."""
-
-    source: Path
-    target: str
-    read_only: bool = True
-
-    def option(self) -> str:
-        return f"type=bind,source={self.source},target={self.target}" + (
-            ",readonly" if self.read_only else ""
-        )
 
 
 def docker_run_argv(

@@ -21,7 +21,9 @@ from pathlib import Path
 import pika
 import redis
 
-from tests.support.images import DOCKER, REPO_ROOT, Mount, docker_problem
+from devkit.docker import DOCKER, Mount, docker_problem
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 START_TIMEOUT = 30.0
 # "OFFICIAL STAND_IN" lines, written by `make cluster` (env IMAGE_MAP names another file).
