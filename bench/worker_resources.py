@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""What each container of the worker images uses: peak memory and CPU time, as the charts run them.
+
+Each role runs once in its image (`make images`), with the charts' restrictions (read-only root,
+a tmpfs /tmp, user 65532) and trivial work per item (the echo handler, or a small Python program per
+item as the docs' own workers are: the container holds the worker and the program), against a
+Redis or RabbitMQ of its own on this machine (devkit.servers); the container reads its own cgroup as
+it ends: the peak of its memory (cgroup v1 memory.max_usage_in_bytes, v2 memory.peak) and its CPU
+time. The charts' default memory requests and limits are set from these numbers
+(tests/test_chart_resources.py keeps them within 2x of the peaks).
+
+Usage: bench/worker_resources.py [--json]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from devkit.servers import RabbitServer, RedisServer  # noqa: E402
+
+FINE_ITEMS = 20_000  # the largest run of bench/cluster_jobs.py
+COMMAND_ITEMS = 200  # a program per item
+COARSE_ITEMS = 100
+# Printed by the container after its role's command: its cgroup's peak memory and CPU time.
+MEASURE = """
+started=$(date +%s%N)
+"$@" >/dev/null; status=$?
+ended=$(date +%s%N)
+if [ -e /sys/fs/cgroup/memory.peak ]; then peak=$(cat /sys/fs/cgroup/memory.peak)
+  cpu=$(sed -n 's/^usage_usec //p' /sys/fs/cgroup/cpu.stat)000
+else peak=$(cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes)
+  cpu=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); fi
+echo "measured $peak $cpu $((ended - started))" >&2
+exit $status
+"""
+
+
+@dataclass
+class Usage:
+    role: str
+    image: str
+    peak_bytes: int
+    cpu_seconds: float
+    seconds: float  # the command's wall time (after the container started)
+    items: int
+
+    @property
+    def cores(self) -> float:
+        """The CPU it used on average while it ran."""
+        return self.cpu_seconds / self.seconds if self.seconds else 0.0
+
+
+def image(name: str) -> str:
+    refs = subprocess.run(["make", "-s", "image-refs"], cwd=REPO, capture_output=True, text=True, check=True)
+    return next(ref for ref in refs.stdout.split() if f"/{name}:" in ref)
+
+
+@dataclass(frozen=True)
+class Role:
+    """A container of a chart's pod: its name here, its image, the worker's arguments."""
+
+    name: str
+    image: str
+    args: tuple[str, ...]
+
+
+def run(role: Role, env: dict[str, str], items_file: Path, items: int) -> Usage:
+    reference = image(role.image)
+    command = [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--user",
+        "65532",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--mount",
+        f"type=bind,source={items_file},target=/items/items.json,readonly",
+        *(f"--env={key}={value}" for key, value in env.items()),
+        "--entrypoint",
+        "sh",
+        reference,
+        "-c",
+        MEASURE,
+        "sh",
+        "jobworker",
+        *role.args,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    measured = [line for line in result.stderr.splitlines() if line.startswith("measured ")]
+    if result.returncode != 0 or not measured:
+        raise SystemExit(
+            f"worker_resources: {role.name} failed ({result.returncode}):\n{result.stderr[-2000:]}"
+        )
+    _, peak, cpu, wall = measured[-1].split()
+    return Usage(role.name, reference, int(peak), int(cpu) / 1e9, int(wall) / 1e9, items)
+
+
+@contextmanager
+def items_file(count: int) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "items.json"
+        path.write_text(json.dumps([f"item-{number:06}" for number in range(count)]))
+        path.parent.chmod(0o755)
+        path.chmod(0o644)
+        yield path
+
+
+SEED = ("seed", "--file", "/items/items.json")
+# The program a command runs per item: a small Python program, as the docs' own workers are.
+PROGRAM = ("--", "python3", "-c", "import sys; sys.stdout.write(sys.stdin.read())")
+FINE_SEED = Role("fine seed", "fine-queue-worker", SEED)
+ROLES = {
+    "fine worker, handler": Role(
+        "fine worker, handler", "fine-queue-worker", ("fine", "--handler", "jobworker.handlers:echo")
+    ),
+    "fine worker, command": Role("fine worker, command", "fine-queue-worker", ("fine", *PROGRAM)),
+    "coarse seed": Role("coarse seed", "coarse-queue-worker", SEED),
+    "coarse worker": Role("coarse worker", "coarse-queue-worker", ("coarse", *PROGRAM)),
+    "indexed worker": Role(
+        "indexed worker",
+        "indexed-worker",
+        ("indexed", "--index", "7", "--items-file", "/items/items.json", *PROGRAM),
+    ),
+    "indexed input": Role(
+        "indexed input",
+        "indexed-worker",  # the init container writes to its emptyDir
+        ("indexed", "--index", "7", "--items-file", "/items/items.json", "--write-item", "/tmp/item"),
+    ),
+}
+
+
+def measure_all() -> list[Usage]:
+    usages = []
+    with tempfile.TemporaryDirectory() as directory, RedisServer(Path(directory)) as redis_server:
+        env = {"REDIS_URL": redis_server.url, "QUEUE_NAME": "q"}
+        with items_file(FINE_ITEMS) as path:
+            usages.append(run(FINE_SEED, env, path, FINE_ITEMS))
+            usages.append(run(ROLES["fine worker, handler"], env, path, FINE_ITEMS))
+        env["QUEUE_NAME"] = "commands"
+        with items_file(COMMAND_ITEMS) as path:
+            run(FINE_SEED, env, path, COMMAND_ITEMS)
+            usages.append(run(ROLES["fine worker, command"], env, path, COMMAND_ITEMS))
+    with RabbitServer() as rabbit_server:
+        env = {**rabbit_server.env(), "QUEUE_NAME": "q"}
+        with items_file(COARSE_ITEMS) as path:
+            usages.append(run(ROLES["coarse seed"], env, path, COARSE_ITEMS))
+            usages.append(run(ROLES["coarse worker"], env, path, 1))
+    with items_file(200) as path:
+        usages.append(run(ROLES["indexed worker"], {}, path, 1))
+        usages.append(run(ROLES["indexed input"], {}, path, 1))
+    return usages
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object: {role: usage}")
+    args = parser.parse_args()
+    usages = measure_all()
+    if args.json:
+        print(json.dumps({usage.role: {**asdict(usage), "cores": usage.cores} for usage in usages}))
+        return 0
+    print(f"{'role':22} {'peak MiB':>9} {'CPU s':>7} {'wall s':>7} {'cores':>6} {'items':>7}")
+    for usage in usages:
+        print(
+            f"{usage.role:22} {usage.peak_bytes / 2**20:9.1f} {usage.cpu_seconds:7.2f} {usage.seconds:7.2f} "
+            f"{usage.cores:6.2f} {usage.items:7}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
