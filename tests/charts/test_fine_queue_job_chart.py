@@ -8,7 +8,7 @@ import pytest
 from jobworker import constants
 from jobworker.constants import ExitCode
 from tests.charts.checks import assert_restricted, assert_secrets_only_in_secrets, env_of
-from tests.support.helm import Helm, chart_path, ci_values_files
+from tests.support.helm import Helm, chart_defaults, chart_path, ci_values_files
 from tests.support.manifests import Manifests
 
 CHART = chart_path("fine-queue-job")
@@ -356,13 +356,15 @@ def test_pod_extras_reach_the_worker(helm: Helm):
     assert {"name": "out", "mountPath": "/out"} in container["volumeMounts"]
     assert {"name": "out", "emptyDir": {}} in spec["volumes"]
     # Given values are merged into the defaults; null drops a default (here the CPU limit).
+    defaults = chart_defaults(CHART.name)
     assert container["resources"] == {
-        "requests": {"cpu": "250m", "memory": "128Mi"},
+        "requests": {"cpu": "250m", "memory": defaults["resources"]["requests"]["memory"]},
         "limits": {"memory": "1Gi"},
     }
+    seed_defaults = defaults["seed"]["resources"]
     assert seed(rendered)["resources"] == {
-        "requests": {"cpu": "10m", "memory": "64Mi"},
-        "limits": {"cpu": "500m", "memory": "256Mi"},
+        "requests": {**seed_defaults["requests"], "cpu": "10m"},
+        "limits": seed_defaults["limits"],
     }
     assert spec["nodeSelector"] == {"pool": "batch"}
     assert spec["tolerations"] == values["tolerations"]

@@ -8,7 +8,7 @@ import pytest
 from jobworker import constants
 from jobworker.items import parse_lines
 from tests.charts.checks import assert_restricted, env_of
-from tests.support.helm import Helm, chart_path, ci_values_files
+from tests.support.helm import Helm, chart_defaults, chart_path, ci_values_files
 from tests.support.images import image_refs
 from tests.support.manifests import COMPLETION_INDEX_FIELD, Manifests
 
@@ -402,8 +402,9 @@ def test_pod_extras_reach_the_worker(helm: Helm):
     assert container["envFrom"] == values["envFrom"]
     assert mounts_of(container)["/out"] == {"name": "out", "mountPath": "/out"}
     assert volumes_of(rendered)["out"] == {"name": "out", "emptyDir": {}}
+    defaults = chart_defaults(CHART.name)
     assert container["resources"] == {
-        "requests": {"cpu": "250m", "memory": "128Mi"},
+        "requests": {"cpu": "250m", "memory": defaults["resources"]["requests"]["memory"]},
         "limits": {"memory": "1Gi"},
     }
     assert spec["nodeSelector"] == {"pool": "batch"}

@@ -189,5 +189,10 @@ def chart_path(name: str) -> Path:
     return CHARTS / name
 
 
+def chart_defaults(chart: str) -> dict:
+    """The chart's values.yaml, to compare rendered objects with the defaults users get."""
+    return yaml.safe_load((CHARTS / chart / "values.yaml").read_text())
+
+
 def ci_values_files(chart: str) -> list[Path]:
     return sorted((CHARTS / chart / "ci").glob("*-values.yaml"))
