@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pykube
+import pytest
 from pytest_helm_charts.errors import ObjectStatusError
 from pytest_helm_charts.utils import wait_for_objects_condition
 
@@ -318,6 +320,30 @@ def evict(client: pykube.HTTPClient, pod: pykube.Pod) -> None:
         url=f"pods/{pod.name}/eviction", namespace=pod.namespace, data=json.dumps(eviction)
     )
     response.raise_for_status()
+
+
+def crash_container(pod: pykube.Pod, container: str) -> int:
+    """SIGKILL every process of a running container, as the kernel's OOM killer does, and return
+    the container's restart count before the crash.
+
+    Only from the node itself: a process in the container cannot do it (the kernel ignores a
+    SIGKILL sent to a PID namespace's init from inside it), and the API has no verb for it. The
+    container's processes are found in its cgroup (the kubelet's cgroupfs layout, cgroup v1), so
+    this works on the local cluster (`make cluster`), whose node is this machine; elsewhere the
+    test is skipped.
+    """
+    pod.reload()
+    (status,) = [s for s in pod.obj["status"]["containerStatuses"] if s["name"] == container]
+    container_id = status["containerID"].split("://", 1)[1]
+    found = list(Path("/sys/fs/cgroup/pids").glob(f"kubepods*/**/{container_id}/cgroup.procs"))
+    if not found:
+        pytest.skip("crashing a container needs the node's processes: run on the local cluster (make cluster)")
+    pids = [int(pid) for pid in found[0].read_text().split()]
+    assert pids, f"container {container} of {pod.name} has no processes"
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return status["restartCount"]
 
 
 def wait_until_gone(client: pykube.HTTPClient, kind: type, name: str, namespace: str, timeout: int) -> None:

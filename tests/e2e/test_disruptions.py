@@ -12,6 +12,7 @@ import pykube
 from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 
 from tests.e2e.cluster import (
+    crash_container,
     evict,
     job_pods,
     pod_logs,
@@ -105,6 +106,31 @@ def test_fine_the_redis_pod_deleted_mid_run_loses_nothing_with_persistence(helm,
     _wait_for_new_pod(kube_client, helm.namespace, broker.name, lost_uid, BROKER_TIMEOUT)
 
     job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
+    status = queue_status(kube_client, job)
+    assert (status["pending"], status["in_flight"], status["failed"]) == (0, 0, 0), status
+    assert status["done"] == len(items), status
+    processed = Counter(item for pod in job_pods(kube_client, job) for item in processed_items(pod_logs(pod)))
+    assert set(processed) == set(items), sorted(set(items) - set(processed))
+
+
+def test_fine_redis_server_crashing_mid_run_loses_nothing_by_default(helm, kube_client):
+    """The bundled Redis with its defaults (no PersistentVolumeClaim): redis-server SIGKILLed, as
+    by the OOM killer, restarts in the same pod and replays its append-only file from the pod's
+    emptyDir, so the queue, its leases and its counts are all still there."""
+    items = [f"item-{number:02}" for number in range(24)]
+    values = {"items": items, "command": slow_command(0.5), "parallelism": 2, "backoffLimit": 0}
+    job = install(helm, kube_client, "fine-queue-job", "fine-redis-crash", values)
+    wait_for_processed(kube_client, job, 4, JOB_TIMEOUT)
+    (broker_set,) = release_stateful_sets(kube_client, helm.namespace, "fine-redis-crash")
+    broker = pykube.Pod.objects(kube_client, namespace=helm.namespace).get_by_name(f"{broker_set}-0")
+
+    restarts = crash_container(broker, "redis")
+
+    job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
+    broker.reload()
+    (redis_status,) = broker.obj["status"]["containerStatuses"]
+    assert redis_status["restartCount"] == restarts + 1, redis_status
+    assert job.obj["status"].get("failed", 0) == 0, job.obj["status"]  # no worker saw a lost queue
     status = queue_status(kube_client, job)
     assert (status["pending"], status["in_flight"], status["failed"]) == (0, 0, 0), status
     assert status["done"] == len(items), status
