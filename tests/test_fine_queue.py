@@ -739,8 +739,8 @@ def test_a_key_of_the_wrong_type_is_one_line(redis_server, redis_env):
         (["--", "no-such-program-here"], "command not found: no-such-program-here", 1),
         (["--handler", "jobworker.handlers:noop", "--", "true"], "not both", 2),
         (["--deliver", "arg", "--", "echo"], "needs {item}", 2),
-        (["--max-attempts", "0", "--", "true"], "'0' is not an integer at least 1", 2),
-        (["--lease-seconds", "0", "--", "true"], "'0' is not a number greater than 0", 2),
+        (["--max-attempts", "0", "--", "true"], "'0' is not an integer from 1 to 1000", 2),
+        (["--lease-seconds", "0", "--", "true"], "'0' is not a number from 0.1 to 86400", 2),
     ],
 )
 def test_bad_worker_options_are_one_line(redis_env, args, message, status):
@@ -752,7 +752,7 @@ def test_bad_worker_options_are_one_line(redis_env, args, message, status):
 def test_a_bad_option_from_the_environment_names_the_variable(redis_env):
     result = fine({**redis_env, "MAX_ATTEMPTS": "many"}, "q", "--", "true")
     assert result.returncode == 2
-    assert "'many' is not an integer at least 1 (--max-attempts / MAX_ATTEMPTS)" in one_line_error(result)
+    assert "'many' is not an integer from 1 to 1000 (--max-attempts / MAX_ATTEMPTS)" in one_line_error(result)
 
 
 @pytest.mark.parametrize("name", ["", "with{brace}"])

@@ -51,6 +51,15 @@ def record_or_hang(item: bytes) -> None:
         time.sleep(600)
 
 
+def raise_base_exceptions(item: bytes) -> None:
+    """Raises SystemExit(7) for b"exit-7", KeyboardInterrupt for b"interrupt"; records the others."""
+    if item == b"exit-7":
+        raise SystemExit(7)
+    if item == b"interrupt":
+        raise KeyboardInterrupt
+    _append(item)
+
+
 def read_records(path: Path) -> list[bytes]:
     """The items recorded in `path`, in the order they were processed."""
     data = path.read_bytes() if path.exists() else b""

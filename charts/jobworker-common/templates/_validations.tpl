@@ -87,14 +87,16 @@ The items fit in the ConfigMap that carries them (1 MB, as every object in etcd)
 {{- end }}
 
 {{/*
-The worker hands back what it holds within graceSeconds of SIGTERM, so the kubelet must let it:
-dict "context" $ "held" TEXT (what it hands back).
+On SIGTERM the worker lets the program run graceSeconds more, then sends its process group SIGTERM
+and, 5 s later (the worker's KILL_AFTER_TERM_SECONDS), SIGKILL, hands back what it holds and exits:
+the kubelet must let it, so terminationGracePeriodSeconds must exceed graceSeconds + 5 (the
+defaults, 20 and 30, leave 5 s to hand back): dict "context" $ "held" TEXT (what it hands back).
 */}}
 {{- define "jobworker-common.validations.graceSeconds" -}}
 {{- $values := .context.Values }}
 {{- $messages := list }}
-{{- if ge (int $values.graceSeconds) (int $values.terminationGracePeriodSeconds) }}
-{{- $messages = append $messages (printf "graceSeconds (%v) must be below terminationGracePeriodSeconds (%v), or the kubelet kills the worker before it hands %s back" $values.graceSeconds $values.terminationGracePeriodSeconds .held) }}
+{{- if ge (addf (float64 $values.graceSeconds) 5) (float64 $values.terminationGracePeriodSeconds) }}
+{{- $messages = append $messages (printf "graceSeconds (%v) must be below terminationGracePeriodSeconds (%v) by more than 5 s (at the end of graceSeconds the worker stops the program: SIGTERM, SIGKILL 5 s later), or the kubelet kills the worker before it hands %s back" $values.graceSeconds $values.terminationGracePeriodSeconds .held) }}
 {{- end }}
 {{- toJson $messages }}
 {{- end }}

@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import pika
 from pika import exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQPConnectorStackTimeout
 
 from jobworker.constants import (
     AMQP_ERROR_CHARS,
@@ -60,6 +61,7 @@ from jobworker.constants import (
 )
 from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import items_digest
+from jobworker.logs import mask_url, url_problem
 from jobworker.stopping import StopRequest
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,7 @@ def broker_from(url: str, environ: Mapping[str, str], connect_timeout: float, co
             raise ValueError("the scheme must be amqp:// or amqps://")
         parameters = pika.URLParameters(url)
     except ValueError as error:
-        raise UsageError(f"bad AMQP URL {_without_password(url)!r}: {error}") from None
+        raise UsageError(f"bad AMQP URL {mask_url(url)!r}: {url_problem(url, str(error))}") from None
     username = unquote(parts.username) if parts.username else environ.get(ENV_AMQP_USERNAME, "")
     password = unquote(parts.password) if parts.password else environ.get(ENV_AMQP_PASSWORD, "")
     if not username:
@@ -109,23 +111,19 @@ def broker_from(url: str, environ: Mapping[str, str], connect_timeout: float, co
         raise UsageError(f"no password for RabbitMQ user {username!r}: set {ENV_AMQP_PASSWORD}")
     parameters.credentials = pika.PlainCredentials(username, password)
     given = parse_qs(parts.query)
+    # One connection attempt, handshake included, waits at most this long: a port that accepts and
+    # never answers (Redis's, a proxy without a backend) is retried within --connect-timeout, not
+    # for pika's own 15 s per attempt.
+    attempt_seconds = max(min(ATTEMPT_SOCKET_SECONDS, connect_timeout), 1.0)
     if "socket_timeout" not in given:
-        parameters.socket_timeout = max(min(ATTEMPT_SOCKET_SECONDS, connect_timeout), 1.0)
+        parameters.socket_timeout = attempt_seconds
+    if "stack_timeout" not in given:
+        parameters.stack_timeout = attempt_seconds
     if "blocked_connection_timeout" not in given:
         parameters.blocked_connection_timeout = BLOCKED_SECONDS
     parameters.client_properties = {"connection_name": connection_name}
     location = f"{parameters.host}:{parameters.port}/{quote(parameters.virtual_host, safe='')}"
     return Broker(parameters, username, location, connect_timeout)
-
-
-def _without_password(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable>"
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def quiet_pika() -> None:
@@ -158,8 +156,22 @@ def connect(broker: Broker, stop: StopRequest | None = None) -> pika.BlockingCon
                 f"RabbitMQ at {broker.location} refused access to virtual host "
                 f"{broker.parameters.virtual_host!r}: {describe(error)}"
             ) from None
-        except (exceptions.AMQPConnectionError, OSError) as error:
-            reason = describe(error)
+        except (exceptions.AMQPConnectionError, AMQPConnectorException, OSError) as error:
+            # pika calls a connection that ends before the server's greeting "incompatible
+            # protocol", but a broker starting or stopping (or a port proxy in front of it) ends
+            # connections just so: both are retried, with a reason that names either cause.
+            if isinstance(error, AMQPConnectorStackTimeout):
+                reason = (
+                    "it accepted the connection but did not answer the AMQP handshake: "
+                    "is it the broker's AMQP port?"
+                )
+            elif isinstance(error, exceptions.IncompatibleProtocolError):
+                reason = (
+                    "it ended the connection before the AMQP handshake "
+                    "(still starting, or not the broker's AMQP port?)"
+                )
+            else:
+                reason = describe(error)
         if stop is not None and stop.requested:
             raise JobWorkerError("stopped while connecting to RabbitMQ", ExitCode.TERMINATED)
         remaining = deadline - time.monotonic()

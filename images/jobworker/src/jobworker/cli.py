@@ -12,44 +12,19 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from jobworker import __version__
+from jobworker import __version__, settings
 from jobworker.constants import (
     DEFAULT_AMQP_URL,
     DEFAULT_BATCH_SIZE_COMMAND,
     DEFAULT_BATCH_SIZE_HANDLER,
-    DEFAULT_CONNECT_SECONDS,
-    DEFAULT_GRACE_SECONDS,
-    DEFAULT_IDLE_SECONDS,
-    DEFAULT_LEASE_SECONDS,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PREFETCH,
     DEFAULT_PROGRESS_SECONDS,
     DEFAULT_REDIS_URL,
-    DEFAULT_WAIT_SECONDS,
     ENV_AMQP_URL,
-    ENV_BATCH_SIZE,
-    ENV_CONNECT_TIMEOUT,
-    ENV_CONSUMER_TIMEOUT,
-    ENV_DELIVERY,
-    ENV_DRAIN,
-    ENV_GRACE_SECONDS,
-    ENV_HANDLER,
-    ENV_IDLE_SECONDS,
     ENV_INDEX_FILE,
     ENV_ITEMS_FILE,
-    ENV_ITEMS_FORMAT,
     ENV_JOB_COMPLETION_INDEX,
-    ENV_LEASE_SECONDS,
-    ENV_LOG_FORMAT,
-    ENV_LOG_LEVEL,
-    ENV_MAX_ATTEMPTS,
-    ENV_PREFETCH,
-    ENV_QUEUE,
-    ENV_QUORUM,
     ENV_REDIS_PASSWORD,
     ENV_REDIS_URL,
-    ENV_WAIT_FOR_SEAL,
-    ENV_WAIT_SECONDS,
     ENV_WRITE_ITEM,
     PLACEHOLDER_INDEX,
     AmqpNames,
@@ -58,9 +33,10 @@ from jobworker.constants import (
 from jobworker.errors import JobWorkerError, UsageError
 from jobworker.handlers import load_handler
 from jobworker.items import ITEMS_FORMATS, read_items
-from jobworker.logs import preview, setup_logging
+from jobworker.logs import one_line, preview, setup_logging
 from jobworker.progress import ProgressBar
 from jobworker.runner import CommandRunner, Delivery, check_command
+from jobworker.settings import add_setting
 from jobworker.stopping import StopRequest
 
 log = logging.getLogger("jobworker")
@@ -72,110 +48,54 @@ class Parser(argparse.ArgumentParser):
     """argparse with a one-line error: the usage block buries the message in pod logs."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _number(kind: type, minimum: float, inclusive: bool, option: str, env: str) -> Callable[[str], float]:
-    """An argparse type converter whose message names the option and its variable."""
-    bound = f"{'at least' if inclusive else 'greater than'} {minimum:g}"
-
-    def convert(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum or (value == minimum and not inclusive):
-            kind_name = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {kind_name} {bound} ({option} / {env})")
-        return value
-
-    return convert
+        # argparse quotes some values raw (unrecognized arguments): a newline in one must not
+        # make the message two lines.
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
-    parser.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default=environ.get(ENV_LOG_FORMAT, "text"),
-        help=f"log lines as text or JSON (env {ENV_LOG_FORMAT})",
-    )
-    parser.add_argument(
-        "--log-level",
-        default=environ.get(ENV_LOG_LEVEL, "INFO"),
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        type=str.upper,
-        help=f"(env {ENV_LOG_LEVEL}, default INFO)",
-    )
+    add_setting(parser, settings.LOG_FORMAT, environ)
+    add_setting(parser, settings.LOG_LEVEL, environ)
 
 
 def _add_queue(parser: argparse.ArgumentParser, environ: Mapping[str, str], what: str) -> None:
-    parser.add_argument(
-        "--queue", default=environ.get(ENV_QUEUE, ""), help=f"name of {what} (env {ENV_QUEUE})"
-    )
+    add_setting(parser, settings.QUEUE, environ, what=what)
 
 
 def _add_connect_timeout(parser: argparse.ArgumentParser, environ: Mapping[str, str], server: str) -> None:
-    parser.add_argument(
-        "--connect-timeout",
-        metavar="SECONDS",
-        default=environ.get(ENV_CONNECT_TIMEOUT, str(DEFAULT_CONNECT_SECONDS)),
-        type=_number(float, 0, True, "--connect-timeout", ENV_CONNECT_TIMEOUT),
-        help=f"how long to retry an unreachable or restarting {server} before giving up "
-        f"(env {ENV_CONNECT_TIMEOUT}, default {DEFAULT_CONNECT_SECONDS:g})",
-    )
+    add_setting(parser, settings.CONNECT_TIMEOUT, environ, server=server)
 
 
 def _add_deliver(parser: argparse.ArgumentParser, environ: Mapping[str, str], item: str = "item") -> None:
-    parser.add_argument(
-        "--deliver",
-        type=Delivery,
-        choices=list(Delivery),
-        default=environ.get(ENV_DELIVERY, Delivery.AUTO),
-        help=f"how COMMAND gets the {item}: stdin, env ($WORK_ITEM), arg ({{item}}), file "
-        f"({{item_file}}); auto picks by placeholder, else stdin (env {ENV_DELIVERY})",
-    )
+    add_setting(parser, settings.DELIVERY, environ, item=item)
 
 
 def _add_max_attempts(parser: argparse.ArgumentParser, environ: Mapping[str, str], destination: str) -> None:
-    parser.add_argument(
-        "--max-attempts",
-        metavar="N",
-        default=environ.get(ENV_MAX_ATTEMPTS, str(DEFAULT_MAX_ATTEMPTS)),
-        type=_number(int, 1, True, "--max-attempts", ENV_MAX_ATTEMPTS),
-        help=f"runs of an item before it goes to {destination} (env {ENV_MAX_ATTEMPTS}, "
-        f"default {DEFAULT_MAX_ATTEMPTS})",
-    )
+    add_setting(parser, settings.MAX_ATTEMPTS, environ, destination=destination)
 
 
 def _add_wait(parser: argparse.ArgumentParser, environ: Mapping[str, str], meaning: str) -> None:
-    parser.add_argument(
-        "--wait",
-        metavar="SECONDS",
-        default=environ.get(ENV_WAIT_SECONDS, str(DEFAULT_WAIT_SECONDS)),
-        type=_number(float, 0, True, "--wait", ENV_WAIT_SECONDS),
-        help=f"{meaning} (env {ENV_WAIT_SECONDS}, default {DEFAULT_WAIT_SECONDS:g})",
-    )
+    add_setting(parser, settings.WAIT_SECONDS, environ, meaning=meaning)
 
 
 def _add_grace(parser: argparse.ArgumentParser, environ: Mapping[str, str], handed_back: str) -> None:
-    parser.add_argument(
-        "--grace-seconds",
-        metavar="SECONDS",
-        default=environ.get(ENV_GRACE_SECONDS, str(DEFAULT_GRACE_SECONDS)),
-        type=_number(float, 0, True, "--grace-seconds", ENV_GRACE_SECONDS),
-        help=f"on SIGTERM, how long the program may still run before it is stopped and {handed_back} "
-        f"handed back (env {ENV_GRACE_SECONDS}, default {DEFAULT_GRACE_SECONDS:g})",
-    )
+    add_setting(parser, settings.GRACE_SECONDS, environ, handed_back=handed_back)
 
 
 def _add_command(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
 
+def _text(option: str, env: str) -> Callable[[str], str]:
+    """A converter for free text (URLs, paths) that refuses what is not valid UTF-8, in one line."""
+    return settings.Setting(option, env, settings.Text(), None, "").parse
+
+
 def _add_redis(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     parser.add_argument(
         "--redis-url",
-        default=environ.get(ENV_REDIS_URL, DEFAULT_REDIS_URL),
+        default=environ.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL,
+        type=_text("--redis-url", ENV_REDIS_URL),
         help=f"redis://[user@]host:port/db (env {ENV_REDIS_URL}; the password comes "
         f"from {ENV_REDIS_PASSWORD})",
     )
@@ -188,43 +108,18 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
         "fine",
         help="process items from a Redis list until the queue is finished",
         description="Lease items from the Redis list QUEUE and run COMMAND (or --handler) once per item, "
-        "until the queue is finished. Exit status: 0 all done, 3 finished with failed items, "
-        "4 no work came within --wait, 143 stopped by SIGTERM.",
+        "until the queue is finished. Exit status: 0 all done, 1 bad input, lost Redis or a queue "
+        "that lost its state, 3 finished with failed items, 4 no work came within --wait, 143 "
+        "stopped by SIGTERM.",
     )
     _add_redis(parser, environ)
-    parser.add_argument(
-        "--handler",
-        default=environ.get(ENV_HANDLER),
-        metavar="MODULE:FUNCTION",
-        help=f"call this Python function per item instead of a command (env {ENV_HANDLER})",
-    )
+    add_setting(parser, settings.HANDLER, environ)
     _add_deliver(parser, environ)
-    parser.add_argument(
-        "--lease-seconds",
-        metavar="SECONDS",
-        default=environ.get(ENV_LEASE_SECONDS, str(DEFAULT_LEASE_SECONDS)),
-        type=_number(float, 0, False, "--lease-seconds", ENV_LEASE_SECONDS),
-        help="a lease not renewed for this long is taken back from a worker presumed "
-        f"dead (env {ENV_LEASE_SECONDS}, default {DEFAULT_LEASE_SECONDS:g})",
-    )
+    add_setting(parser, settings.LEASE_SECONDS, environ)
     _add_max_attempts(parser, environ, "the failed list")
-    parser.add_argument(
-        "--batch-size",
-        metavar="N",
-        default=environ.get(ENV_BATCH_SIZE),
-        type=_number(int, 1, True, "--batch-size", ENV_BATCH_SIZE),
-        help=f"items leased at once (env {ENV_BATCH_SIZE}, default {DEFAULT_BATCH_SIZE_COMMAND} with a "
-        f"command, {DEFAULT_BATCH_SIZE_HANDLER} with a handler)",
-    )
+    add_setting(parser, settings.BATCH_SIZE, environ)
     _add_wait(parser, environ, "on an open (unsealed) queue, give up (exit 4) after this long without work")
-    parser.add_argument(
-        "--wait-for-seal",
-        action="store_true",
-        default=_env_true(environ, ENV_WAIT_FOR_SEAL),
-        help="wait for a producer to seal the queue even when none has marked it yet (workers "
-        "started before the seeder); without it, a list with no marker is finished when empty, as "
-        f"in the Kubernetes docs (env {ENV_WAIT_FOR_SEAL}=true)",
-    )
+    add_setting(parser, settings.WAIT_FOR_SEAL, environ)
     _add_grace(parser, environ, "its items")
     _add_command(parser)
     parser.set_defaults(run=_run_fine)
@@ -240,13 +135,7 @@ def _add_seed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
     )
     _add_redis(parser, environ)
     _add_amqp_backend(parser, environ)
-    parser.add_argument(
-        "--quorum",
-        action="store_true",
-        default=_env_true(environ, ENV_QUORUM),
-        help="RabbitMQ: declare the queue as a quorum queue (replicated) instead of classic "
-        f"(env {ENV_QUORUM})",
-    )
+    add_setting(parser, settings.QUORUM, environ)
     _add_consumer_timeout(parser, environ, "RabbitMQ: the queue argument x-consumer-timeout")
     parser.add_argument(
         "--file",
@@ -295,33 +184,19 @@ def _add_requeue_failed(sub: argparse._SubParsersAction, environ: Mapping[str, s
     parser.set_defaults(run=_run_requeue_failed)
 
 
-def _env_true(environ: Mapping[str, str], name: str) -> bool:
-    """A boolean option from the environment: true, 1 or yes (any case) turn it on."""
-    return environ.get(name, "").strip().lower() in ("1", "true", "yes")
-
-
 def _add_amqp_backend(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     """--amqp-url on a subcommand that serves both backends: given, it selects RabbitMQ."""
     parser.add_argument(
         "--amqp-url",
         default=environ.get(ENV_AMQP_URL) or None,
+        type=_text("--amqp-url", ENV_AMQP_URL),
         help=f"amqp://host:port/vhost: work on this RabbitMQ queue instead of Redis (env {ENV_AMQP_URL}; "
         "the user and password come from AMQP_USERNAME / AMQP_PASSWORD unless the URL has them)",
     )
 
 
 def _add_consumer_timeout(parser: argparse.ArgumentParser, environ: Mapping[str, str], what: str) -> None:
-    parser.add_argument(
-        "--consumer-timeout",
-        metavar="SECONDS",
-        default=environ.get(ENV_CONSUMER_TIMEOUT) or None,
-        type=_number(float, 0, False, "--consumer-timeout", ENV_CONSUMER_TIMEOUT),
-        help=f"{what}: how long RabbitMQ lets a message stay unacknowledged; set it above the "
-        "longest item (the server's consumer_timeout, 30 minutes by default, applies otherwise). "
-        "Honoured from 3.11.15, on quorum queues only from 4.3, whose classic queues time nothing "
-        "out; left out, with a line saying why, where the broker would ignore or refuse it "
-        f"(env {ENV_CONSUMER_TIMEOUT})",
-    )
+    add_setting(parser, settings.CONSUMER_TIMEOUT, environ, what=what)
 
 
 def _add_coarse(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
@@ -338,6 +213,7 @@ def _add_coarse(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> 
     parser.add_argument(
         "--amqp-url",
         default=environ.get(ENV_AMQP_URL) or DEFAULT_AMQP_URL,
+        type=_text("--amqp-url", ENV_AMQP_URL),
         help=f"amqp://host:port/vhost (env {ENV_AMQP_URL}; the user and password come from "
         "AMQP_USERNAME / AMQP_PASSWORD unless the URL has them)",
     )
@@ -346,41 +222,13 @@ def _add_coarse(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> 
     _add_deliver(parser, environ, "message body")
     _add_max_attempts(parser, environ, "QUEUE.failed")
     _add_wait(parser, environ, "give up (exit 4) when no message arrives within this long")
-    parser.add_argument(
-        "--drain",
-        action="store_true",
-        default=_env_true(environ, ENV_DRAIN),
-        help=f"take messages until the queue stays empty for --idle seconds, not just one (env {ENV_DRAIN})",
-    )
-    parser.add_argument(
-        "--prefetch",
-        metavar="N",
-        default=environ.get(ENV_PREFETCH, str(DEFAULT_PREFETCH)),
-        type=_number(int, 1, True, "--prefetch", ENV_PREFETCH),
-        help="with --drain: messages held ahead and acknowledged in batches; more is faster for short "
-        f"items but keeps work from other pods (env {ENV_PREFETCH}, default {DEFAULT_PREFETCH})",
-    )
-    parser.add_argument(
-        "--idle",
-        metavar="SECONDS",
-        default=environ.get(ENV_IDLE_SECONDS, str(DEFAULT_IDLE_SECONDS)),
-        type=_number(float, 0, False, "--idle", ENV_IDLE_SECONDS),
-        help=f"with --drain: the queue counts as drained after this long without a message "
-        f"(env {ENV_IDLE_SECONDS}, default {DEFAULT_IDLE_SECONDS:g})",
-    )
+    add_setting(parser, settings.DRAIN, environ)
+    add_setting(parser, settings.PREFETCH, environ)
+    add_setting(parser, settings.IDLE_SECONDS, environ)
     _add_grace(parser, environ, "its message")
     _add_consumer_timeout(parser, environ, "the consumer argument x-consumer-timeout")
     _add_command(parser)
     parser.set_defaults(run=_run_coarse)
-
-
-def _items_format(text: str) -> str:
-    """argparse checks `choices` only on the command line; this also checks the environment's value."""
-    if text not in ITEMS_FORMATS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not one of {', '.join(ITEMS_FORMATS)} (--items-format / {ENV_ITEMS_FORMAT})"
-        )
-    return text
 
 
 def _add_indexed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
@@ -411,13 +259,7 @@ def _add_indexed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) ->
         default=environ.get(ENV_ITEMS_FILE) or None,
         help=f"the items, a JSON array or one per line; index N picks item N (env {ENV_ITEMS_FILE})",
     )
-    parser.add_argument(
-        "--items-format",
-        choices=ITEMS_FORMATS,
-        type=_items_format,
-        default=environ.get(ENV_ITEMS_FORMAT, "auto"),
-        help=f"items file format (auto: JSON when the name ends in .json; env {ENV_ITEMS_FORMAT})",
-    )
+    add_setting(parser, settings.ITEMS_FORMAT, environ)
     _add_deliver(parser, environ)
     parser.add_argument(
         "--write-item",
@@ -509,7 +351,15 @@ def _read_seed_items(args: argparse.Namespace) -> list[bytes]:
     if args.file and args.items:
         raise UsageError("give items either with --file or on the command line, not both")
     if args.file:
-        return read_items(args.file, args.format)
+        items = read_items(args.file, args.format)
+        if not items:
+            # Seeding nothing would seal an empty queue: its workers would finish at once, and the
+            # next seed, with the real items, would be refused as "sealed".
+            source = "stdin" if args.file == "-" else args.file
+            raise JobWorkerError(
+                f"items file {source} holds no items: nothing seeded, the queue is untouched"
+            )
+        return items
     if not args.items:
         raise UsageError("no items given: pass them as arguments or with --file")
     return [os.fsencode(item) for item in args.items]
@@ -604,7 +454,7 @@ def _uses_amqp(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
             if given:
                 raise UsageError(f"{option} applies to RabbitMQ queues: give --amqp-url (or {ENV_AMQP_URL})")
         return False
-    if args.redis_url != environ.get(ENV_REDIS_URL, DEFAULT_REDIS_URL):
+    if args.redis_url != (environ.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL):
         raise UsageError("give either --amqp-url (RabbitMQ) or --redis-url (Redis), not both")
     if getattr(args, "seal", True) is False:
         raise UsageError("--no-seal applies to Redis queues: RabbitMQ queues have no end-of-input marker")
@@ -744,11 +594,22 @@ def _run_indexed(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return indexed.run_command(command, args.deliver, index, item, args.items_file)
 
 
+def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
+    """The options of the command line and the environment, every value checked (settings.py):
+    a value that cannot work exits 2 with one line naming the option and its variable."""
+    parser = build_parser(environ)
+    args = parser.parse_args(argv)
+    for message in settings.bad_flags(args):
+        parser._subparsers._group_actions[0].choices[args.subcommand].error(message)
+    if hasattr(args, "deliver"):
+        args.deliver = Delivery(args.deliver)
+    return args
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point: parse, run, and turn user errors into one line on stderr and an exit code."""
     environ = os.environ if environ is None else environ
-    parser = build_parser(environ)
-    args = parser.parse_args(argv)
+    args = parse_args(argv, environ)
     setup_logging(args.log_format, args.log_level)
     try:
         return int(args.run(args, environ))

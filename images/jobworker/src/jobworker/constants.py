@@ -46,6 +46,16 @@ ENV_INDEX_FILE = "INDEX_FILE"  # a downward API file holding ANNOTATION_COMPLETI
 ENV_ITEMS_FORMAT = "ITEMS_FORMAT"  # auto, lines or json
 ENV_WRITE_ITEM = "WRITE_ITEM_PATH"  # `jobworker indexed --write-item`: the init-container variant
 
+# The worker's variables that its program never gets: the broker's credentials and URLs, which may
+# carry a password. The program handles untrusted items and needs none of them (runner.py).
+ENV_WITHHELD_FROM_PROGRAM = (
+    ENV_REDIS_URL,
+    ENV_REDIS_PASSWORD,
+    ENV_AMQP_URL,
+    ENV_AMQP_USERNAME,
+    ENV_AMQP_PASSWORD,
+)
+
 # --- Kubernetes names ---------------------------------------------------------------------------
 ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # for the downward API
 ENV_DRAIN = "DRAIN"  # `jobworker coarse --drain`: true, 1 or yes
@@ -66,7 +76,15 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BATCH_SIZE_COMMAND = 1  # commands are slow: leasing ahead would starve other pods
 DEFAULT_BATCH_SIZE_HANDLER = 500  # in-process handlers are fast: amortise the round trip
 DEFAULT_WAIT_SECONDS = 600.0  # how long an open (unsealed) queue may stay without work
-DEFAULT_GRACE_SECONDS = 20.0  # below the pod's default terminationGracePeriodSeconds of 30
+# On SIGTERM, the program may still run DEFAULT_GRACE_SECONDS; then its process group gets SIGTERM,
+# and SIGKILL KILL_AFTER_TERM_SECONDS later; handing the item back and exiting takes a moment more
+# (HAND_BACK_SECONDS at most, a round trip or two to the broker). The charts' job pods get
+# terminationGracePeriodSeconds >= graceSeconds + KILL_AFTER_TERM_SECONDS + HAND_BACK_SECONDS
+# (their validateValues refuses less; a test checks that the numbers agree), so the worker is done
+# before the kubelet's SIGKILL: 20 + 5 + 5 = 30, the charts' default.
+DEFAULT_GRACE_SECONDS = 20.0
+KILL_AFTER_TERM_SECONDS = 5.0
+HAND_BACK_SECONDS = 5.0
 DEFAULT_CONNECT_SECONDS = 60.0  # total time spent retrying an unreachable service
 DEFAULT_PROGRESS_SECONDS = 5.0  # handler mode logs a progress line this often
 SEED_BATCH_SIZE = 1000  # items pushed per round trip by `jobworker seed`

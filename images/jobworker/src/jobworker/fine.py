@@ -39,6 +39,7 @@ from jobworker.constants import (
     STOP_CHECK_SECONDS,
     ExitCode,
 )
+from jobworker.errors import JobWorkerError
 from jobworker.handlers import Handler
 from jobworker.logs import preview
 from jobworker.redisqueue import Ack, Lease, QueueView, RedisQueue
@@ -271,8 +272,10 @@ class HandlerProcessor(BatchProcessor):
                 report_at = index + stride
             try:
                 handler(item)
-            except Exception as error:  # noqa: BLE001 - any exception from user code fails the item
-                failures[index] = f"{type(error).__name__}: {error}"
+            except BaseException as error:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... too
+                # Whatever the handler raises is this item's failure, SystemExit included: the
+                # worker goes on with the batch. Signals never raise here (StopRequest handles them).
+                failures[index] = f"{type(error).__name__}: {error}".removesuffix(": ")
                 log.warning(
                     "item failed (attempt %d): %s: %s", lease.attempts[index], preview(item), failures[index]
                 )
@@ -318,6 +321,35 @@ class FineWorker:
         self.processor = processor
         self.settings = settings
         self.stop = stop
+        self.seen_state: bytes | None = None  # the queue's end-of-input marker, once seen
+        self.highest_lease = 0  # the highest lease id this worker was given
+
+    def _check_state(self, view: QueueView, lease: Lease | None) -> None:
+        """Fail when the queue has lost the state this worker saw: Redis restarted without
+        persistence (or someone deleted the keys). A list that lost its keys looks like one filled
+        by hand and emptied, which would be taken for a finished queue: the items that were in it
+        would never run, and nothing would say so.
+
+        The worker knows what it saw: an end-of-input marker (open or sealed; nothing ever removes
+        one), and lease ids (the lease counter only rises while the queue keeps its state)."""
+        lost = ""
+        if view.state is not None:
+            self.seen_state = view.state
+        elif self.seen_state is not None:
+            lost = f"it was {self.seen_state.decode()} and now has no end-of-input marker"
+        if not lost and view.lease_counter < self.highest_lease:
+            lost = (
+                f"this worker held lease {self.highest_lease} and the queue's lease counter is now "
+                f"{view.lease_counter}"
+            )
+        if lost:
+            raise JobWorkerError(
+                f"queue {self.queue.name!r} lost its state (Redis restarted without persistence, or "
+                f"its keys deleted?): {lost}; the items it held are gone and may never have run, "
+                "so this worker does not call the queue finished: seed it again"
+            )
+        if lease is not None:
+            self.highest_lease = max(self.highest_lease, lease.lease_id)
 
     def run(self) -> ExitCode:
         settings, queue = self.settings, self.queue
@@ -333,6 +365,7 @@ class FineWorker:
                 lease, view, acked = queue.lease(
                     ack, 0 if stopping else batch, settings.lease_seconds, settings.max_attempts, stride
                 )
+                self._check_state(view, lease)
                 if not acked:
                     log.warning(
                         "lease %s had expired before its items were acknowledged: they will run again",

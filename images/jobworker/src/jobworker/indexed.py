@@ -152,12 +152,13 @@ def run_command(
 ) -> int:
     """Run the program once for this index and return its exit status.
 
-    A SIGTERM to the worker (pod deletion) is passed on to the program at once, as if the program
-    were the container's first process; there is no queue to hand the item back to, the Job itself
-    runs the index again.
+    A SIGTERM to the worker (pod deletion) is passed on to the program's process group at once, as
+    if the program were the container's first process, and the program gets what is left of the
+    pod's terminationGracePeriodSeconds (the kubelet's SIGKILL ends it); there is no queue to hand
+    the item back to, the Job itself runs the index again.
     """
     stop = StopRequest()
-    runner = CommandRunner(command, delivery, stop, grace_seconds=0.0)
+    runner = CommandRunner(command, delivery, stop, grace_seconds=0.0, kill_after=None)
     stop.install()
     shown = f"item {preview(item)!r} from {items_file}" if item is not None else "no items file"
     log.info("index %d (from %s), %s: running %s", index.value, index.source, shown, command[0])

@@ -40,7 +40,14 @@ def parse_json(data: bytes, source: str) -> list[bytes]:
     items = []
     for position, entry in enumerate(value):
         if isinstance(entry, str):
-            items.append(entry.encode())
+            try:
+                items.append(entry.encode())
+            except UnicodeEncodeError as error:
+                # JSON's \ud800 escapes can spell a lone surrogate, which no UTF-8 item holds.
+                raise JobWorkerError(
+                    f"{source}: item {position} is not valid Unicode text: {error.reason} "
+                    f"(\\u{ord(entry[error.start]):04x} at character {error.start})"
+                ) from None
         elif isinstance(entry, int | float) and not isinstance(entry, bool):
             items.append(json.dumps(entry).encode())
         else:

@@ -81,12 +81,14 @@ from jobworker.constants import (
 )
 from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import items_digest
+from jobworker.logs import mask_url, url_problem
 
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_BASE = 0.1
 RETRY_BACKOFF_CAP = 2.0
 RECLAIM_LIMIT = 100  # expired leases reclaimed per call, so that one call never runs long
+PROBE_SECONDS = 5.0  # the first contact's connect and PING, each attempt, at most
 RETRY_SCANNED = 1000  # `jobworker status` looks this far into the retry list for charged items
 
 # What {Q}:failed:errors and `jobworker status` say of an item charged for a lost worker.
@@ -105,6 +107,29 @@ local K_STATE, K_NEXT_LEASE, K_PROGRESS, K_DEBTS = KEYS[9], KEYS[10], KEYS[11], 
 """
     + f"local LOST_WORKER = '{LOST_WORKER}'\n"
     + """
+-- What each key must hold (absent is fine): a script checks them all before it changes anything,
+-- since Redis does not roll a script back when a command fails half-way (a key set by hand to
+-- something else would leave an item in no place at all).
+local KEY_TYPES = {'list', 'list', 'zset', 'hash', 'string', 'string', 'list', 'list', 'string',
+  'string', 'hash', 'hash'}
+local COUNTERS = {[5] = true, [6] = true, [10] = true}
+local function check_keys()
+  for i, want in ipairs(KEY_TYPES) do
+    local found = redis.call('TYPE', KEYS[i])['ok']
+    if found ~= 'none' and found ~= want then
+      return 'ERR jobworker: key ' .. KEYS[i] .. ' holds a ' .. found .. ', not a ' .. want
+    end
+    if COUNTERS[i] and found == 'string' and not string.match(redis.call('GET', KEYS[i]), '^%-?%d+$') then
+      return 'ERR jobworker: key ' .. KEYS[i] .. ' holds something other than a count'
+    end
+  end
+  local state = redis.call('GET', K_STATE)
+  if state and state ~= 'open' and state ~= 'sealed' then
+    return 'ERR jobworker: key ' .. K_STATE .. ' holds something other than open or sealed'
+  end
+  return nil
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -202,10 +227,14 @@ end
 # 3 max attempts, 4 lease ms, 5 batch size (0: only ack), 6 expired leases reclaimed at most,
 # 7 stride of the new lease (0: the whole lease; see the module docstring), 8 number of failures,
 # then (index, error) pairs of the failures (index 1-based).
-# Returns {acked, lease id, pending, in flight, failed, state, ms to next expiry, item, attempts, ...}.
+# Returns {acked, lease id, pending, in flight, failed, state, ms to next expiry, lease counter, item,
+# attempts, ...}; the lease counter is the last lease id given out, which only ever rises while the
+# queue keeps its state (see FineWorker: a worker that held a higher one knows the state was lost).
 _LEASE_SCRIPT = (
     _LUA_PRELUDE
     + """
+local refused = check_keys()
+if refused then return redis.error_reply(refused) end
 local max_attempts, lease_ms, batch = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local processed, limit, stride = tonumber(ARGV[2]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local failure_count = tonumber(ARGV[8])
@@ -293,6 +322,7 @@ local reply = {
   redis.call('LLEN', K_FAILED),
   redis.call('GET', K_STATE) or '',
   next_expiry,
+  tonumber(redis.call('GET', K_NEXT_LEASE) or '0'),
 }
 for _, r in ipairs(records) do
   reply[#reply + 1] = r[1]
@@ -309,6 +339,8 @@ return reply
 _REPORT_SCRIPT = (
     _LUA_PRELUDE
     + """
+local refused = check_keys()
+if refused then return redis.error_reply(refused) end
 local lease_ms, position = tonumber(ARGV[1]), tonumber(ARGV[3])
 if not (lease_ms and position and position >= 0) then
   return redis.error_reply('ERR jobworker: malformed report arguments')
@@ -363,6 +395,8 @@ return found
 _REQUEUE_FAILED_SCRIPT = (
     _LUA_PRELUDE
     + """
+local refused = check_keys()
+if refused then return redis.error_reply(refused) end
 local moved = 0
 while true do
   local items = redis.call('LPOP', K_FAILED, 1000)
@@ -375,12 +409,34 @@ return moved
 """
 )
 
+# Checks what every key of the queue holds (see check_keys), changing nothing: before a status.
+_CHECK_SCRIPT = (
+    _LUA_PRELUDE
+    + """
+local refused = check_keys()
+if refused then return redis.error_reply(refused) end
+return 1
+"""
+)
+
+# The seed scripts' keys: pending, state and seed must hold a list, a string and a hash.
+_SEED_CHECK = """
+for i, want in ipairs({'list', 'string', 'hash'}) do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= want then
+    return redis.error_reply('ERR jobworker: key ' .. KEYS[i] .. ' holds a ' .. found .. ', not a ' .. want)
+  end
+end
+"""
+
 # Seeding is recorded in the hash {Q}:seed (digest of the whole item list, total, pushed) so that
 # a seed Job retried by Kubernetes resumes where it stopped instead of pushing items twice.
 # KEYS: pending, state, seed. ARGV: digest, total.
 # Returns {verdict, pushed, total}: 'start', 'resume', 'sealed' (other items and the queue is
 # sealed) or 'busy' (another, unfinished seed of other items).
-_SEED_BEGIN_SCRIPT = """
+_SEED_BEGIN_SCRIPT = (
+    _SEED_CHECK
+    + """
 local digest, total = ARGV[1], tonumber(ARGV[2])
 local recorded = redis.call('HMGET', KEYS[3], 'digest', 'pushed', 'total')
 if recorded[1] == digest then
@@ -394,16 +450,20 @@ redis.call('HSET', KEYS[3], 'digest', digest, 'pushed', 0, 'total', total)
 redis.call('SET', KEYS[2], 'open')
 return {'start', 0, total}
 """
+)
 
 # KEYS: pending, state, seed. ARGV: digest, offset, items... Pushes only if the recorded progress
 # is still `offset`, so a batch retried after a lost reply is never pushed twice.
-_SEED_PUSH_SCRIPT = """
+_SEED_PUSH_SCRIPT = (
+    _SEED_CHECK
+    + """
 local recorded = redis.call('HMGET', KEYS[3], 'digest', 'pushed')
 if recorded[1] ~= ARGV[1] then return redis.error_reply('SEEDCONFLICT another seed took over') end
 if tonumber(recorded[2]) ~= tonumber(ARGV[2]) then return tonumber(recorded[2]) end
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
 return redis.call('HINCRBY', KEYS[3], 'pushed', #ARGV - 2)
 """
+)
 
 
 @dataclass(frozen=True)
@@ -425,6 +485,7 @@ class QueueView:
     failed: int
     state: bytes | None  # None for a list filled by hand, with no end-of-input marker
     next_expiry_seconds: float | None  # until the first lease held anywhere may be reclaimed
+    lease_counter: int = 0  # the last lease id given out on the queue (0: none yet)
 
 
 @dataclass
@@ -505,6 +566,9 @@ def connect(url: str, password: str | None = None, timeout: float = DEFAULT_CONN
     """
     credentials = {"password": password} if password else {}
     retry = Retry(ExponentialBackoff(cap=RETRY_BACKOFF_CAP, base=RETRY_BACKOFF_BASE), _retries_for(timeout))
+    # One attempt of the first contact waits this long for an answer: a port that accepts and never
+    # answers (not Redis, or a proxy without a backend) is retried within the timeout, not for ever.
+    attempt_seconds = min(max(timeout, 0.5), PROBE_SECONDS)
     try:
         client = redis.Redis.from_url(
             url,
@@ -515,12 +579,19 @@ def connect(url: str, password: str | None = None, timeout: float = DEFAULT_CONN
             retry_on_error=[redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError],
         )
         probe = redis.Redis.from_url(
-            url, **credentials, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
+            url,
+            **credentials,
+            socket_connect_timeout=attempt_seconds,
+            socket_timeout=attempt_seconds,
+            retry=Retry(NoBackoff(), 0),
         )
+        has_password = bool(urlsplit(url).password)
     except ValueError as error:
-        raise UsageError(f"bad Redis URL {url!r}: {error}") from None
-    _first_contact(probe, _describe(url), timeout, refused_hint=not password and not urlsplit(url).password)
-    probe.close()
+        raise UsageError(f"bad Redis URL {mask_url(url)!r}: {url_problem(url, str(error))}") from None
+    try:
+        _first_contact(probe, _describe(url), timeout, refused_hint=not password and not has_password)
+    finally:
+        probe.close()
     return client
 
 
@@ -557,6 +628,13 @@ def _first_contact(probe: redis.Redis, location: str, timeout: float, refused_hi
             delay = min(delay * 2, RETRY_BACKOFF_CAP)
         except redis.ResponseError as error:
             raise JobWorkerError(f"Redis at {location} refused the connection: {error}") from None
+        except (redis.RedisError, OverflowError, UnicodeError) as error:
+            # An answer that is not Redis's (RabbitMQ's port answers with its protocol header):
+            # waiting does not fix it.
+            raise JobWorkerError(
+                f"{location} does not answer as Redis does ({type(error).__name__}: {error}): "
+                "is it the Redis server's address and port?"
+            ) from None
 
 
 def _describe(url: str) -> str:
@@ -586,6 +664,7 @@ class RedisQueue:
         self._requeue_failed = client.register_script(_REQUEUE_FAILED_SCRIPT)
         self._seed_begin = client.register_script(_SEED_BEGIN_SCRIPT)
         self._seed_push = client.register_script(_SEED_PUSH_SCRIPT)
+        self._check = client.register_script(_CHECK_SCRIPT)
 
     # --- checks ---------------------------------------------------------------------------------
     def check_type(self) -> None:
@@ -638,22 +717,23 @@ class RedisQueue:
         for index, error in ack.failures.items() if ack else ():
             args += [index + 1, error]
         reply = self._call(self._lease, keys=self._key_list, args=args)
-        acked, lease_id, pending, in_flight, failed, state, next_expiry = reply[:7]
+        acked, lease_id, pending, in_flight, failed, state, next_expiry, counter = reply[:8]
         view = QueueView(
             pending=pending,
             in_flight=in_flight,
             failed=failed,
             state=state or None,
             next_expiry_seconds=None if next_expiry < 0 else next_expiry / 1000,
+            lease_counter=counter,
         )
         lease = None
         if lease_id:
-            items = reply[7::2]
+            items = reply[8::2]
             size = len(items)
             lease = Lease(
                 lease_id=lease_id,
                 items=items,
-                attempts=reply[8::2],
+                attempts=reply[9::2],
                 stride=min(stride, size) if stride > 0 else size,
             )
         return lease, view, bool(acked) or ack is None
@@ -707,7 +787,8 @@ class RedisQueue:
         self._call(self.client.set, self.keys.state, STATE_SEALED)
 
     def status(self) -> QueueStatus:
-        """A consistent snapshot of the counts (one MULTI transaction)."""
+        """A consistent snapshot of the counts (one MULTI transaction), once every key is checked."""
+        self._call(self._check, keys=self._key_list, args=[])
 
         def snapshot() -> list:
             pipe = self.client.pipeline(transaction=True)
@@ -760,8 +841,18 @@ class RedisQueue:
         except (redis.ConnectionError, redis.TimeoutError) as error:
             raise JobWorkerError(f"lost the connection to Redis and could not get it back: {error}") from None
         except redis.ResponseError as error:
-            if str(error).startswith("WRONGTYPE"):
+            text = str(error).split(" script: ", 1)[0]  # Redis appends the script's sha and line
+            if "jobworker: " in text:
                 raise JobWorkerError(
-                    f"a key of queue {self.name!r} holds the wrong type of value: {error}"
+                    f"queue {self.name!r} cannot be used as it is: {text.split('jobworker: ', 1)[1]} "
+                    "(set by hand, or by another program?); nothing was changed"
                 ) from None
-            raise
+            if text.startswith("WRONGTYPE"):
+                raise JobWorkerError(
+                    f"a key of queue {self.name!r} holds the wrong type of value: {text}"
+                ) from None
+            raise JobWorkerError(f"Redis refused a command on queue {self.name!r}: {text}") from None
+        except redis.RedisError as error:
+            raise JobWorkerError(
+                f"Redis answered something this worker cannot read: {type(error).__name__}: {error}"
+            ) from None

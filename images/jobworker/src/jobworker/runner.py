@@ -4,6 +4,18 @@ The program is unmodified: it receives the item on stdin, in $WORK_ITEM, in plac
 its arguments, or as the path `{item_file}` of a temporary file holding it. Its stdout is left
 alone (it is the program's output, which `kubectl logs` shows); its stderr is passed through and
 the end of it kept, so that a failed item is recorded with the program's own last words.
+
+The program runs in a process group of its own, and the worker alone decides when it stops:
+- a signal sent to the worker's whole group (Ctrl-C in a terminal, `timeout`, a supervisor) does
+  not reach it: the worker stops on it as on SIGTERM, and the program may finish within the grace
+  period. A program that dies of the very signal that is stopping the worker (sent to it by
+  whoever signalled the worker) was stopped, not failed: its item goes back uncharged.
+- at the end of the grace period its whole group gets SIGTERM, and SIGKILL `kill_after` seconds
+  later: children and grandchildren that hold its pipes open cannot keep the worker past it.
+- when it exits, whatever it left running in its group is killed: an item's processes end with it.
+
+The program's environment is the worker's without the broker's credentials and URLs
+(ENV_WITHHELD_FROM_PROGRAM): the program handles untrusted items and needs none of them.
 """
 
 import collections
@@ -11,6 +23,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,14 +34,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO
 
-from jobworker.constants import ENV_WORK_ITEM, PLACEHOLDER_ITEM, PLACEHOLDER_ITEM_FILE
+from jobworker.constants import (
+    ENV_WITHHELD_FROM_PROGRAM,
+    ENV_WORK_ITEM,
+    KILL_AFTER_TERM_SECONDS,
+    PLACEHOLDER_ITEM,
+    PLACEHOLDER_ITEM_FILE,
+)
 from jobworker.errors import JobWorkerError, UsageError
 from jobworker.stopping import StopRequest
 
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 1024  # how much of a failed program's stderr is kept with the item
-KILL_AFTER_TERM_SECONDS = 5.0  # between SIGTERM and SIGKILL for a program that outlives the grace
+# After the program ended and its process group was killed, how long its pipes may take to close;
+# a process that left the group (setsid) may hold them for ever: the worker does not wait for it.
+PIPES_CLOSE_SECONDS = 2.0
 
 
 class Delivery(StrEnum):
@@ -89,11 +110,13 @@ class CommandRunner:
         delivery: Delivery,
         stop: StopRequest | None = None,
         grace_seconds: float = 0.0,
+        kill_after: float | None = KILL_AFTER_TERM_SECONDS,
     ) -> None:
         self.argv = [os.fsencode(arg) for arg in argv]
         self.delivery = resolve_delivery(delivery, argv)
         self.stop = stop
         self.grace_seconds = grace_seconds
+        self.kill_after = kill_after  # after the SIGTERM past the grace period; None: never SIGKILL
 
     def run(
         self,
@@ -103,7 +126,8 @@ class CommandRunner:
     ) -> Outcome:
         """Run the program once; `item` None runs it without an item (an Indexed Job by index)."""
         values = {os.fsencode(key): value for key, value in (substitutions or {}).items()}
-        child_env = os.environb.copy()
+        withheld = {os.fsencode(name) for name in ENV_WITHHELD_FROM_PROGRAM}
+        child_env = {key: value for key, value in os.environb.items() if key not in withheld}
         child_env.update({os.fsencode(k): os.fsencode(v) for k, v in (env or {}).items()})
         stdin_data: bytes | None = None
         with contextlib.ExitStack() as cleanup:
@@ -138,30 +162,39 @@ class CommandRunner:
                 stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 env=env,
+                process_group=0,  # a group of its own: see the module docstring
             )
         except OSError as error:
             return Outcome(ok=False, error=f"cannot start {os.fsdecode(argv[0])}: {error.strerror}")
         finished = threading.Event()
         interrupted = threading.Event()
         tail: collections.deque[bytes] = collections.deque()
-        helpers = [threading.Thread(target=_pass_stderr, args=(process.stderr, tail), daemon=True)]
+        pipes = [threading.Thread(target=_pass_stderr, args=(process.stderr, tail), daemon=True)]
         if stdin_data is not None:
-            helpers.append(
-                threading.Thread(target=_feed_stdin, args=(process.stdin, stdin_data), daemon=True)
-            )
+            pipes.append(threading.Thread(target=_feed_stdin, args=(process.stdin, stdin_data), daemon=True))
+        watcher = None
         if self.stop is not None:
-            helpers.append(
-                threading.Thread(
-                    target=self._watch_stop, args=(self.stop, process, finished, interrupted), daemon=True
-                )
+            watcher = threading.Thread(
+                target=self._watch_stop, args=(self.stop, process, finished, interrupted), daemon=True
             )
-        for helper in helpers:
-            helper.start()
+        for helper in [*pipes, watcher]:
+            if helper is not None:
+                helper.start()
         returncode = process.wait()
         finished.set()
-        for helper in helpers:
-            helper.join()
-        if interrupted.is_set():
+        if watcher is not None:
+            watcher.join()
+        _signal_group(process.pid, signal.SIGKILL)  # what it left running ends with it
+        deadline = time.monotonic() + PIPES_CLOSE_SECONDS
+        for helper in pipes:
+            helper.join(max(deadline - time.monotonic(), 0.0))
+        if any(helper.is_alive() for helper in pipes):
+            log.warning(
+                "%s exited but a process it started outside its process group keeps its pipes open; "
+                "not waiting for it",
+                os.fsdecode(argv[0]),
+            )
+        if interrupted.is_set() or self._stopped_by_our_signal(returncode):
             return Outcome(
                 ok=False, error="interrupted by a stop request", returncode=returncode, interrupted=True
             )
@@ -171,6 +204,14 @@ class CommandRunner:
         error = describe_status(returncode) + (f": {last_words}" if last_words else "")
         return Outcome(ok=False, error=error, returncode=returncode)
 
+    def _stopped_by_our_signal(self, returncode: int) -> bool:
+        """The program died of the signal that is stopping the worker (sent to both, by a supervisor
+        or a terminal): it was stopped, not failed. A shell reports such a death as 128 + N."""
+        stop = self.stop
+        if stop is None or not stop.requested or stop.signum is None:
+            return False
+        return returncode in (-stop.signum, 128 + stop.signum)
+
     def _watch_stop(
         self,
         stop: StopRequest,
@@ -178,7 +219,7 @@ class CommandRunner:
         finished: threading.Event,
         interrupted: threading.Event,
     ) -> None:
-        """On a stop, let the program finish within the grace period, then end it."""
+        """On a stop, let the program finish within the grace period, then end its process group."""
         while not finished.wait(0.1):
             if stop.requested:
                 break
@@ -187,11 +228,19 @@ class CommandRunner:
         remaining = stop.raised_at + self.grace_seconds - time.monotonic()
         if finished.wait(max(remaining, 0.0)):
             return
-        log.warning("the program outlived the grace period after %s; stopping it", stop.signal_name)
+        if self.grace_seconds:
+            log.warning("the program outlived the grace period after %s; stopping it", stop.signal_name)
         interrupted.set()
-        process.terminate()
-        if not finished.wait(KILL_AFTER_TERM_SECONDS):
-            process.kill()
+        _signal_group(process.pid, signal.SIGTERM)
+        if self.kill_after is not None and not finished.wait(self.kill_after):
+            log.warning("the program is still running %g s after SIGTERM; killing it", self.kill_after)
+            _signal_group(process.pid, signal.SIGKILL)
+
+
+def _signal_group(group: int, signum: signal.Signals) -> None:
+    """Send a signal to every process of a program's process group; none left is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
 
 
 def _substitute(arg: bytes, values: Mapping[bytes, bytes]) -> bytes:

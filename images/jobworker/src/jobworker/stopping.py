@@ -19,6 +19,7 @@ class StopRequest:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal_name = ""
+        self.signum: int | None = None  # the signal that raised it; None when code did
         self.raised_at = 0.0
 
     def install(self) -> None:
@@ -27,6 +28,8 @@ class StopRequest:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
+        if not self._event.is_set():
+            self.signum = signum
         self.request(signal.Signals(signum).name)
 
     def request(self, reason: str) -> None:
