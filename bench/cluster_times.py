@@ -9,7 +9,8 @@ Measured, in one run, on this machine (root, a Docker engine; `make cluster` mus
 - `make cluster` from cold (after `make cluster-down`; the binaries and images are cached) and when
   it reuses the running cluster;
 - `ct install` of each chart with every ci/*-values.yaml (as `make ct-install` runs it);
-- with --ci, the whole `bash .ci/run` in a fresh clone next to this checkout (30 minutes or more).
+- the whole `bash .ci/run` in a fresh clone next to this checkout (20 minutes or more), when
+  `--phases` names `ci`.
 
 It takes the running cluster down and starts it again. Prints a table, or one JSON object (--json).
 """
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,6 +94,15 @@ def ci_time() -> dict[str, float]:
         shutil.rmtree(clone, ignore_errors=True)
 
 
+# Each phase and what it times, in the order a run takes them.
+PHASES: dict[str, Callable[[], dict[str, float]]] = {
+    "build": build_times,
+    "cluster": cluster_times,
+    "ct": ct_install_times,
+    "ci": ci_time,
+}
+
+
 def machine() -> dict[str, str]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")  # fmt: skip
@@ -104,17 +115,22 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", action="store_true", help="one JSON object")
-    parser.add_argument("--ci", action="store_true", help="also time the whole .ci/run in a fresh clone")
+    parser.add_argument(
+        "--phases",
+        default="build,cluster,ct",
+        help=f"comma-separated, of {','.join(PHASES)} (default build,cluster,ct; ci takes 20 minutes)",
+    )
     args = parser.parse_args()
+    phases = args.phases.split(",")
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        parser.error(f"unknown phases {', '.join(unknown)}: choose from {', '.join(PHASES)}")
     if os.geteuid() != 0:
         print("cluster_times: needs root (it runs make cluster and make cluster-down)", file=sys.stderr)
         return 1
     results: dict[str, object] = {"machine": machine()}
-    results.update(build_times())
-    results.update(cluster_times())
-    results.update(ct_install_times())
-    if args.ci:
-        results.update(ci_time())
+    for phase in phases:
+        results.update(PHASES[phase]())
     if args.json:
         print(json.dumps(results))
         return 0
