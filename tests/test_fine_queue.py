@@ -248,6 +248,27 @@ def test_new_items_for_a_sealed_queue_are_refused(redis_env):
     assert b"is sealed" in result.stderr
 
 
+def test_a_waiting_worker_listens_for_the_end_of_the_last_lease(redis_server, redis_env):
+    """A worker with nothing to lease waits on the queue's channel, which the last
+    acknowledgement announces, rather than learning of the end only at its next poll."""
+    seed(redis_env, "tail", "slow-item")
+    slow = ["sh", "-c", "cat >/dev/null; sleep 3"]
+    holder = start_jobworker(["fine", "--queue", "tail", "--", *slow], redis_env)
+    wait_until(lambda: status(redis_env, "tail")["in_flight"] == 1, 30, "the item to be leased")
+    waiter = start_jobworker(["fine", "--queue", "tail", "--", "cat"], redis_env)
+    client = redis_server.client()
+    channel = the_queue(redis_server, "tail").keys.changes
+    wait_until(lambda: dict(client.pubsub_numsub(channel))[channel.encode()] == 1, 30, "the waiter to listen")
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel)
+    assert holder.wait(60) == 0
+    assert waiter.wait(60) == 0
+    announced = [listener.get_message(timeout=1) for _ in range(3)]
+    assert any(message and message["channel"] == channel.encode() for message in announced), announced
+    assert dict(client.pubsub_numsub(channel))[channel.encode()] == 1, "a worker left its subscription open"
+    listener.close()
+
+
 # --- failures --------------------------------------------------------------------------------------
 def test_failed_items_are_retried_then_listed_with_their_error(redis_server, redis_env, tmp_path):
     seed(redis_env, "flaky", "good-1", "bad-1", "good-2")

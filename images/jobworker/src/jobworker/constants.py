@@ -126,6 +126,9 @@ class RedisKeys:
     next_lease: str  # lease id counter
     progress: str  # hash: lease id -> "position stride" reported by its worker (absent: "0 0")
     debts: str  # hash: lost lease id -> its candidates that have not run again since (see redisqueue)
+    # Not a key: the Pub/Sub channel on which scripts announce that items or leases ended or came
+    # back, so that idle workers look again at once instead of at their next poll.
+    changes: str
 
     @classmethod
     def for_queue(cls, queue: str) -> "RedisKeys":
@@ -144,6 +147,7 @@ class RedisKeys:
             next_lease=f"{tag}:next_lease",
             progress=f"{tag}:progress",
             debts=f"{tag}:debts",
+            changes=f"{tag}:changes",
         )
 
 

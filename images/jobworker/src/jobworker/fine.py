@@ -42,7 +42,7 @@ from jobworker.constants import (
 from jobworker.errors import JobWorkerError
 from jobworker.handlers import Handler
 from jobworker.logs import preview
-from jobworker.redisqueue import Ack, Lease, QueueView, RedisQueue
+from jobworker.redisqueue import Ack, Lease, QueueChanges, QueueView, RedisQueue
 from jobworker.runner import CommandRunner
 from jobworker.stopping import StopRequest
 
@@ -323,6 +323,7 @@ class FineWorker:
         self.stop = stop
         self.seen_state: bytes | None = None  # the queue's end-of-input marker, once seen
         self.highest_lease = 0  # the highest lease id this worker was given
+        self._changes: QueueChanges | None = None  # subscribed at its first wait, for the whole run
 
     def _check_state(self, view: QueueView, lease: Lease | None) -> None:
         """Fail when the queue has lost the state this worker saw: Redis restarted without
@@ -352,6 +353,13 @@ class FineWorker:
             self.highest_lease = max(self.highest_lease, lease.lease_id)
 
     def run(self) -> ExitCode:
+        try:
+            return self._run()
+        finally:
+            if self._changes is not None:
+                self._changes.close()
+
+    def _run(self) -> ExitCode:
         settings, queue = self.settings, self.queue
         ack: Ack | None = None
         idle_since: float | None = None
@@ -404,8 +412,18 @@ class FineWorker:
                 delay = poll
                 if view.next_expiry_seconds is not None and not view.pending:
                     delay = min(max(view.next_expiry_seconds, POLL_MIN_SECONDS), POLL_MAX_SECONDS)
-                self.stop.sleep(delay)
+                self._wait_for_change(delay)
                 poll = min(poll * 2, POLL_MAX_SECONDS)
+
+    def _wait_for_change(self, seconds: float) -> None:
+        """Wait until the queue changes (a lease ended, items came back) or `seconds` passed.
+
+        Waking at the change rather than at the next poll is what keeps workers from idling at the
+        end of a Job: each one learns that the last lease was acknowledged at once.
+        """
+        if self._changes is None:
+            self._changes = self.queue.changes()
+        self._changes.wait(seconds, self.stop.sleep)
 
     def _reporter(self, lease_id: int) -> Callable[[int], bool]:
         queue, lease_seconds = self.queue, self.settings.lease_seconds

@@ -70,6 +70,7 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.client import PubSub
 from redis.retry import Retry
 
 from jobworker.constants import (
@@ -104,6 +105,7 @@ _LUA_PRELUDE = (
 local K_PENDING, K_RETRY, K_LEASED, K_LEASES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_IN_FLIGHT, K_DONE, K_FAILED, K_FAILED_ERRORS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_STATE, K_NEXT_LEASE, K_PROGRESS, K_DEBTS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local CHANGES = KEYS[13]  -- a Pub/Sub channel, not a key: see announce()
 """
     + f"local LOST_WORKER = '{LOST_WORKER}'\n"
     + """
@@ -219,6 +221,13 @@ end
 local function reclaim_expired(now, max_attempts, limit)
   local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, limit)
   for _, id in ipairs(expired) do reclaim(id, max_attempts) end
+  return #expired
+end
+
+-- Tells idle workers (subscribed while they wait) that a lease ended or items came back: the
+-- queue may be finished, or have work again. Cheap when nobody listens.
+local function announce()
+  redis.call('PUBLISH', CHANGES, '1')
 end
 """
 )
@@ -274,7 +283,7 @@ if ARGV[1] ~= '' and redis.call('ZSCORE', K_LEASED, ARGV[1]) then
 end
 
 local now = now_ms()
-reclaim_expired(now, max_attempts, limit)
+if reclaim_expired(now, max_attempts, limit) > 0 or acked == 1 then announce() end
 
 local lease_id, records = 0, {}
 if batch > 0 then
@@ -369,6 +378,7 @@ if ARGV[4] == '1' then
     redis.call('HSET', K_LEASES, id, cmsgpack.pack(kept))
     redis.call('DECRBY', K_IN_FLIGHT, #back)
     push_front(back)
+    announce()
   end
 end
 return 1
@@ -405,6 +415,7 @@ while true do
   moved = moved + #items
 end
 redis.call('DEL', K_FAILED_ERRORS)
+if moved > 0 then announce() end
 return moved
 """
 )
@@ -646,6 +657,40 @@ def _describe(url: str) -> str:
         return "the given URL"
 
 
+class QueueChanges:
+    """Wakes a waiting worker as soon as a lease ends or items come back to the queue.
+
+    Without it a worker with nothing to lease learns that the queue is finished (the last lease
+    acknowledged) only at its next poll: up to POLL_MAX_SECONDS of every worker's pod time at the
+    end of a Job. The scripts PUBLISH on the queue's channel when something a waiter cares about
+    changed; the waiter still looks again after its timeout, so a missed message (one published
+    before it subscribed, or a lost connection) costs a poll interval, never correctness.
+    """
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        self._pubsub: PubSub | None = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            self._pubsub.subscribe(channel)
+        except redis.RedisError:
+            self._pubsub = None  # waits fall back to sleeping; the next poll reports the problem
+
+    def wait(self, seconds: float, sleep: Callable[[float], object]) -> None:
+        """Return at the next change, or after `seconds` (by `sleep` without a subscription)."""
+        if self._pubsub is None:
+            sleep(seconds)
+            return
+        try:
+            self._pubsub.get_message(timeout=seconds)
+        except redis.RedisError:
+            self.close()
+            sleep(seconds)
+
+    def close(self) -> None:
+        if self._pubsub is not None:
+            self._pubsub.close()
+            self._pubsub = None
+
+
 class RedisQueue:
     """One named work queue on a Redis server."""
 
@@ -657,6 +702,7 @@ class RedisQueue:
             self.keys.pending, self.keys.retry, self.keys.leased, self.keys.leases,
             self.keys.in_flight, self.keys.done, self.keys.failed, self.keys.failed_errors,
             self.keys.state, self.keys.next_lease, self.keys.progress, self.keys.debts,
+            self.keys.changes,
         ]  # fmt: skip
         self._lease = client.register_script(_LEASE_SCRIPT)
         self._report = client.register_script(_REPORT_SCRIPT)
@@ -785,6 +831,11 @@ class RedisQueue:
     def seal(self) -> None:
         """Mark the end of input: workers exit once the queue is empty and nothing is in flight."""
         self._call(self.client.set, self.keys.state, STATE_SEALED)
+        self._call(self.client.publish, self.keys.changes, 1)
+
+    def changes(self) -> "QueueChanges":
+        """A subscription to the queue's changes, for a worker that waits for work or the end."""
+        return QueueChanges(self.client, self.keys.changes)
 
     def status(self) -> QueueStatus:
         """A consistent snapshot of the counts (one MULTI transaction), once every key is checked."""
