@@ -35,7 +35,7 @@ from jobworker.handlers import load_handler
 from jobworker.items import ITEMS_FORMATS, read_items
 from jobworker.logs import one_line, preview, setup_logging
 from jobworker.progress import ProgressBar
-from jobworker.runner import CommandRunner, Delivery, check_command
+from jobworker.runner import CommandRunner, ItemDelivery, check_command
 from jobworker.settings import add_setting
 from jobworker.stopping import StopRequest
 
@@ -602,7 +602,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
     for message in settings.bad_flags(args):
         parser._subparsers._group_actions[0].choices[args.subcommand].error(message)
     if hasattr(args, "deliver"):
-        args.deliver = Delivery(args.deliver)
+        args.deliver = ItemDelivery(args.deliver)
     return args
 
 
