@@ -62,6 +62,7 @@ from jobworker.constants import (
 from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import items_digest
 from jobworker.logs import mask_url, url_problem
+from jobworker.queues import DEFAULT_SEED, Retrying, SeedOptions, SeedResult
 from jobworker.stopping import StopRequest
 
 log = logging.getLogger(__name__)
@@ -408,22 +409,27 @@ class AmqpStatus:
             "failed": self.failed,
         }
 
-
-@dataclass(frozen=True)
-class SeedResult:
-    pushed: int  # items published by this run
-    total: int
-    already_seeded: bool  # an earlier run had published them all
-    created: bool  # this run declared the queue
+    def lines(self, queue: str) -> list[str]:
+        failed = AmqpNames.for_queue(queue).failed
+        return [
+            f"queue {queue} (RabbitMQ)",
+            f"  ready      {self.ready}",
+            "  unacked    not reported over AMQP (see the management UI, or "
+            "rabbitmqctl list_queues messages_unacknowledged)",
+            f"  consumers  {self.consumers}",
+            f"  failed     {self.failed}" if self.failed is not None else f"  failed     - (no {failed})",
+        ]
 
 
 class AmqpQueue:
-    """One named work queue on a RabbitMQ broker, for producers and operators.
+    """One named work queue on a RabbitMQ broker: the producers' and operators' WorkQueue (queues.py).
 
-    Workers consume through jobworker.coarse; this class declares, seeds and inspects. A channel
-    that the broker closes (a passive declare of a missing queue closes it) is replaced on the
-    next call.
+    Workers consume through jobworker.amqpconsumer; this class declares, seeds and inspects. A
+    channel that the broker closes (a passive declare of a missing queue closes it) is replaced on
+    the next call.
     """
+
+    seed_verb = "published"
 
     def __init__(self, connection: pika.BlockingConnection, name: str, broker: Broker) -> None:
         self.connection = connection
@@ -522,15 +528,15 @@ class AmqpQueue:
     def seed(
         self,
         items: Sequence[bytes],
-        quorum: bool = False,
-        consumer_timeout: float | None = None,
-        lock_seconds: float = 0.0,
+        options: SeedOptions = DEFAULT_SEED,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> SeedResult:
-        """Publish the items as persistent messages, exactly once across retries (see the module doc)."""
+        """Publish the items as persistent messages, exactly once across retries (see the module doc).
+
+        Of the options, `seal` does not apply: RabbitMQ queues have no end-of-input marker."""
         digest = items_digest(items, prefix=struct.pack(">Q", AMQP_SEED_CHUNK))
-        self._take_seed_lock(lock_seconds)
-        created = self.declare(quorum, consumer_timeout)
+        self._take_seed_lock(options.lock_seconds)
+        created = self.declare(options.quorum, options.consumer_timeout)
         marker = self.names.seed_marker(digest)
         self._call(
             f"declare the seed marker queue {marker!r}", self.channel().queue_declare, marker, durable=True
@@ -629,6 +635,11 @@ class AmqpQueue:
             with contextlib.suppress(exceptions.AMQPError):
                 channel.close()
         return found
+
+    def retrying(self, limit: int) -> list[Retrying]:
+        """None reported: the attempts are recorded in the messages, which cannot be read where
+        they wait without taking them from the workers."""
+        return []
 
     def requeue_failed(self) -> int:
         """Move every dead-lettered item back to the tail of the work queue with fresh attempts.

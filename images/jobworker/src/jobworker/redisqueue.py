@@ -82,6 +82,7 @@ from jobworker.constants import (
 from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import items_digest
 from jobworker.logs import mask_url, url_problem
+from jobworker.queues import DEFAULT_SEED, Retrying, SeedOptions, SeedResult
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +503,7 @@ class Ack:
 
 
 @dataclass(frozen=True)
-class QueueStatus:
+class RedisStatus:
     pending: int
     in_flight: int
     done: int
@@ -520,21 +521,14 @@ class QueueStatus:
             "state": self.state,
         }
 
-
-@dataclass(frozen=True)
-class Retrying:
-    """An item waiting in the retry list after a failed run or a lost worker."""
-
-    item: bytes
-    attempts: int  # charged so far
-    error: str  # the last one
-
-
-@dataclass(frozen=True)
-class SeedResult:
-    pushed: int  # items pushed by this run
-    total: int
-    already_seeded: bool  # an earlier run had pushed them all
+    def lines(self, queue: str) -> list[str]:
+        return [
+            f"queue {queue} ({self.state})",
+            f"  pending    {self.pending}",
+            f"  in flight  {self.in_flight}",
+            f"  done       {self.done}",
+            f"  failed     {self.failed}",
+        ]
 
 
 def validate_queue_name(name: str) -> str:
@@ -647,7 +641,10 @@ def _describe(url: str) -> str:
 
 
 class RedisQueue:
-    """One named work queue on a Redis server."""
+    """One named work queue on a Redis server: the workers' lease protocol (fine.py), and the
+    producers' and operators' WorkQueue (queues.py)."""
+
+    seed_verb = "pushed"
 
     def __init__(self, client: redis.Redis, name: str) -> None:
         self.client = client
@@ -754,7 +751,7 @@ class RedisQueue:
     def seed(
         self,
         items: Sequence[bytes],
-        seal: bool = True,
+        options: SeedOptions = DEFAULT_SEED,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> SeedResult:
         """Push items at the tail, exactly once even when the same seed is run again."""
@@ -778,15 +775,17 @@ class RedisQueue:
             pushed = self._call(self._seed_push, keys=seed_keys, args=[digest, pushed, *batch])
             if on_progress:
                 on_progress(pushed, len(items))
-        if seal:
+        if options.seal:
             self.seal()
-        return SeedResult(pushed=pushed - start, total=len(items), already_seeded=already_seeded)
+        return SeedResult(
+            pushed=pushed - start, total=len(items), already_seeded=already_seeded, sealed=options.seal
+        )
 
     def seal(self) -> None:
         """Mark the end of input: workers exit once the queue is empty and nothing is in flight."""
         self._call(self.client.set, self.keys.state, STATE_SEALED)
 
-    def status(self) -> QueueStatus:
+    def status(self) -> RedisStatus:
         """A consistent snapshot of the counts (one MULTI transaction), once every key is checked."""
         self._call(self._check, keys=self._key_list, args=[])
 
@@ -802,7 +801,7 @@ class RedisQueue:
 
         pending, retry, in_flight, done, failed, state = self._call(snapshot)
         state_name = (state or b"none").decode()
-        return QueueStatus(
+        return RedisStatus(
             pending=pending + retry,
             in_flight=int(in_flight or 0),
             done=int(done or 0),
@@ -831,6 +830,9 @@ class RedisQueue:
     def requeue_failed(self) -> int:
         """Put failed items back at the tail of the queue with all their attempts."""
         return self._call(self._requeue_failed, keys=self._key_list, args=[])
+
+    def close(self) -> None:
+        self.client.close()
 
     def _call(self, function: Callable, *args: object, **kwargs: object):
         """Run one Redis call, turning the errors a user can fix into one-line messages."""
