@@ -40,22 +40,13 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQPConnectorStackTimeout
 
 from jobworker.constants import (
-    AMQP_ERROR_CHARS,
-    AMQP_MAX_QUEUE_NAME,
     AMQP_SEED_CHUNK,
-    ARG_CONSUMER_TIMEOUT,
-    ARG_DELIVERY_LIMIT,
+    AMQP_SEED_DIGEST_CHARS,
     ENV_AMQP_PASSWORD,
     ENV_AMQP_USERNAME,
     HEADER_ATTEMPTS,
     HEADER_ERROR,
     HEADER_QUEUE,
-    HEADER_SEED_CHUNK,
-    HEADER_SEED_ITEMS,
-    NO_DELIVERY_LIMIT,
-    RABBITMQ_CLASSIC_QUEUES_UNTIMED,
-    RABBITMQ_CONSUMER_TIMEOUT_ARGUMENT,
-    RABBITMQ_DEFAULT_DELIVERY_LIMIT,
     AmqpNames,
     ExitCode,
 )
@@ -75,6 +66,27 @@ NOT_FOUND = 404
 RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
 PERSISTENT = 2  # delivery_mode of messages written to disk
+AMQP_ERROR_CHARS = 1024  # how much of an error a dead-lettered message carries in its headers
+AMQP_MAX_QUEUE_NAME = 255 - len(".seed.") - AMQP_SEED_DIGEST_CHARS  # names are at most 255 bytes
+
+# The consumer timeout, as a queue argument (`jobworker seed`) and a consumer argument (`coarse`):
+# how long, in ms, a delivery may stay unacknowledged before the broker gives up on it.
+ARG_CONSUMER_TIMEOUT = "x-consumer-timeout"
+# RabbitMQ versions (the server properties of a connection say which): the first that honours the
+# argument (older ones accept and ignore it), and the first whose classic queues never time a
+# delivery out (only quorum queues do; 4.3.2 and later refuse the argument on classic queues).
+RABBITMQ_CONSUMER_TIMEOUT_ARGUMENT = (3, 11, 15)
+RABBITMQ_CLASSIC_QUEUES_UNTIMED = (4, 3, 0)
+# A quorum queue's delivery limit: from RabbitMQ 4.0 a message given back more than 20 times is
+# dead-lettered, or dropped where the queue has no dead-letter exchange; -1 turns the limit off
+# (before 4.0 there is no default, and -1 would drop a message at its first return).
+ARG_DELIVERY_LIMIT = "x-delivery-limit"
+RABBITMQ_DEFAULT_DELIVERY_LIMIT = (4, 0, 0)
+NO_DELIVERY_LIMIT = -1
+
+# Headers of the seed markers (see the module docstring).
+HEADER_SEED_CHUNK = "x-jobworker-seed-chunk"  # on seed markers: the chunk's index
+HEADER_SEED_ITEMS = "x-jobworker-seed-items"  # on seed markers: the items in the chunk
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from jobworker.constants import (
     DEFAULT_AMQP_URL,
     DEFAULT_BATCH_SIZE_COMMAND,
     DEFAULT_BATCH_SIZE_HANDLER,
-    DEFAULT_PROGRESS_SECONDS,
     DEFAULT_REDIS_URL,
     ENV_AMQP_URL,
     ENV_INDEX_FILE,
@@ -49,6 +48,8 @@ if TYPE_CHECKING:  # the brokers' client libraries are imported only where a sub
 log = logging.getLogger("jobworker")
 
 FAILED_SHOWN = 10  # failed items listed by `jobworker status`
+DEFAULT_PROGRESS_SECONDS = 5.0  # handler mode logs a progress line this often
+ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # a pod annotation
 
 
 class Parser(argparse.ArgumentParser):
@@ -258,7 +259,7 @@ def _add_indexed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) ->
         metavar="PATH",
         default=environ.get(ENV_INDEX_FILE) or None,
         help="a file holding the index: the downward API volume file of the pod annotation "
-        f"batch.kubernetes.io/job-completion-index (env {ENV_INDEX_FILE})",
+        f"{ANNOTATION_COMPLETION_INDEX} (env {ENV_INDEX_FILE})",
     )
     parser.add_argument(
         "--items-file",

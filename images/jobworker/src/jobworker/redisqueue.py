@@ -22,7 +22,7 @@ queue, in their order. To tell them apart, a lease records where its worker is:
 - its stride s, fixed when the lease is taken: the worker starts no item at lo + s or beyond before
   a report raising lo has been answered. A command uses s = 1 (one round trip per item, nothing
   next to starting a process); a handler picks s from its own speed, so that its reports cost
-  about one round trip per POSITION_REPORT_SECONDS of work; for fast handlers s covers the whole
+  about one round trip per fine.POSITION_REPORT_SECONDS of work; for fast handlers s covers the whole
   batch and they report nothing at all. A worker's first handler lease holds one item, to time it.
 - on SIGTERM the worker starts nothing after its current item, and its heartbeat says so at once:
   Redis hands the items after it back, uncharged, and the lease then ends at that item.
@@ -75,7 +75,6 @@ from redis.retry import Retry
 from jobworker.constants import (
     DEFAULT_CONNECT_SECONDS,
     ENV_REDIS_PASSWORD,
-    SEED_BATCH_SIZE,
     STATE_SEALED,
     RedisKeys,
 )
@@ -90,6 +89,7 @@ RETRY_BACKOFF_BASE = 0.1
 RETRY_BACKOFF_CAP = 2.0
 RECLAIM_LIMIT = 100  # expired leases reclaimed per call, so that one call never runs long
 PROBE_SECONDS = 5.0  # the first contact's connect and PING, each attempt, at most
+SEED_BATCH_SIZE = 1000  # items pushed per round trip by `jobworker seed`
 RETRY_SCANNED = 1000  # `jobworker status` looks this far into the retry list for charged items
 
 # What {Q}:failed:errors and `jobworker status` say of an item charged for a lost worker.
