@@ -337,7 +337,9 @@ def crash_container(pod: pykube.Pod, container: str) -> int:
     container_id = status["containerID"].split("://", 1)[1]
     found = list(Path("/sys/fs/cgroup/pids").glob(f"kubepods*/**/{container_id}/cgroup.procs"))
     if not found:
-        pytest.skip("crashing a container needs the node's processes: run on the local cluster (make cluster)")
+        pytest.skip(
+            "crashing a container needs the node's processes: run on the local cluster (make cluster)"
+        )
     pids = [int(pid) for pid in found[0].read_text().split()]
     assert pids, f"container {container} of {pod.name} has no processes"
     for pid in pids:

@@ -40,28 +40,20 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.adapters.utils.connection_workflow import AMQPConnectorException, AMQPConnectorStackTimeout
 
 from jobworker.constants import (
-    AMQP_ERROR_CHARS,
-    AMQP_MAX_QUEUE_NAME,
     AMQP_SEED_CHUNK,
-    ARG_CONSUMER_TIMEOUT,
-    ARG_DELIVERY_LIMIT,
+    AMQP_SEED_DIGEST_CHARS,
     ENV_AMQP_PASSWORD,
     ENV_AMQP_USERNAME,
     HEADER_ATTEMPTS,
     HEADER_ERROR,
     HEADER_QUEUE,
-    HEADER_SEED_CHUNK,
-    HEADER_SEED_ITEMS,
-    NO_DELIVERY_LIMIT,
-    RABBITMQ_CLASSIC_QUEUES_UNTIMED,
-    RABBITMQ_CONSUMER_TIMEOUT_ARGUMENT,
-    RABBITMQ_DEFAULT_DELIVERY_LIMIT,
     AmqpNames,
     ExitCode,
 )
 from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import items_digest
 from jobworker.logs import mask_url, url_problem
+from jobworker.queues import DEFAULT_SEED, Retrying, SeedOptions, SeedResult
 from jobworker.stopping import StopRequest
 
 log = logging.getLogger(__name__)
@@ -74,6 +66,27 @@ NOT_FOUND = 404
 RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
 PERSISTENT = 2  # delivery_mode of messages written to disk
+AMQP_ERROR_CHARS = 1024  # how much of an error a dead-lettered message carries in its headers
+AMQP_MAX_QUEUE_NAME = 255 - len(".seed.") - AMQP_SEED_DIGEST_CHARS  # names are at most 255 bytes
+
+# The consumer timeout, as a queue argument (`jobworker seed`) and a consumer argument (`coarse`):
+# how long, in ms, a delivery may stay unacknowledged before the broker gives up on it.
+ARG_CONSUMER_TIMEOUT = "x-consumer-timeout"
+# RabbitMQ versions (the server properties of a connection say which): the first that honours the
+# argument (older ones accept and ignore it), and the first whose classic queues never time a
+# delivery out (only quorum queues do; 4.3.2 and later refuse the argument on classic queues).
+RABBITMQ_CONSUMER_TIMEOUT_ARGUMENT = (3, 11, 15)
+RABBITMQ_CLASSIC_QUEUES_UNTIMED = (4, 3, 0)
+# A quorum queue's delivery limit: from RabbitMQ 4.0 a message given back more than 20 times is
+# dead-lettered, or dropped where the queue has no dead-letter exchange; -1 turns the limit off
+# (before 4.0 there is no default, and -1 would drop a message at its first return).
+ARG_DELIVERY_LIMIT = "x-delivery-limit"
+RABBITMQ_DEFAULT_DELIVERY_LIMIT = (4, 0, 0)
+NO_DELIVERY_LIMIT = -1
+
+# Headers of the seed markers (see the module docstring).
+HEADER_SEED_CHUNK = "x-jobworker-seed-chunk"  # on seed markers: the chunk's index
+HEADER_SEED_ITEMS = "x-jobworker-seed-items"  # on seed markers: the items in the chunk
 
 
 @dataclass(frozen=True)
@@ -408,22 +421,27 @@ class AmqpStatus:
             "failed": self.failed,
         }
 
-
-@dataclass(frozen=True)
-class SeedResult:
-    pushed: int  # items published by this run
-    total: int
-    already_seeded: bool  # an earlier run had published them all
-    created: bool  # this run declared the queue
+    def lines(self, queue: str) -> list[str]:
+        failed = AmqpNames.for_queue(queue).failed
+        return [
+            f"queue {queue} (RabbitMQ)",
+            f"  ready      {self.ready}",
+            "  unacked    not reported over AMQP (see the management UI, or "
+            "rabbitmqctl list_queues messages_unacknowledged)",
+            f"  consumers  {self.consumers}",
+            f"  failed     {self.failed}" if self.failed is not None else f"  failed     - (no {failed})",
+        ]
 
 
 class AmqpQueue:
-    """One named work queue on a RabbitMQ broker, for producers and operators.
+    """One named work queue on a RabbitMQ broker: the producers' and operators' WorkQueue (queues.py).
 
-    Workers consume through jobworker.coarse; this class declares, seeds and inspects. A channel
-    that the broker closes (a passive declare of a missing queue closes it) is replaced on the
-    next call.
+    Workers consume through jobworker.amqpconsumer; this class declares, seeds and inspects. A
+    channel that the broker closes (a passive declare of a missing queue closes it) is replaced on
+    the next call.
     """
+
+    seed_verb = "published"
 
     def __init__(self, connection: pika.BlockingConnection, name: str, broker: Broker) -> None:
         self.connection = connection
@@ -522,15 +540,15 @@ class AmqpQueue:
     def seed(
         self,
         items: Sequence[bytes],
-        quorum: bool = False,
-        consumer_timeout: float | None = None,
-        lock_seconds: float = 0.0,
+        options: SeedOptions = DEFAULT_SEED,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> SeedResult:
-        """Publish the items as persistent messages, exactly once across retries (see the module doc)."""
+        """Publish the items as persistent messages, exactly once across retries (see the module doc).
+
+        Of the options, `seal` does not apply: RabbitMQ queues have no end-of-input marker."""
         digest = items_digest(items, prefix=struct.pack(">Q", AMQP_SEED_CHUNK))
-        self._take_seed_lock(lock_seconds)
-        created = self.declare(quorum, consumer_timeout)
+        self._take_seed_lock(options.lock_seconds)
+        created = self.declare(options.quorum, options.consumer_timeout)
         marker = self.names.seed_marker(digest)
         self._call(
             f"declare the seed marker queue {marker!r}", self.channel().queue_declare, marker, durable=True
@@ -629,6 +647,11 @@ class AmqpQueue:
             with contextlib.suppress(exceptions.AMQPError):
                 channel.close()
         return found
+
+    def retrying(self, limit: int) -> list[Retrying]:
+        """None reported: the attempts are recorded in the messages, which cannot be read where
+        they wait without taking them from the workers."""
+        return []
 
     def requeue_failed(self) -> int:
         """Move every dead-lettered item back to the tail of the work queue with fresh attempts.

@@ -11,13 +11,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from jobworker import __version__, settings
 from jobworker.constants import (
     DEFAULT_AMQP_URL,
     DEFAULT_BATCH_SIZE_COMMAND,
     DEFAULT_BATCH_SIZE_HANDLER,
-    DEFAULT_PROGRESS_SECONDS,
     DEFAULT_REDIS_URL,
     ENV_AMQP_URL,
     ENV_INDEX_FILE,
@@ -35,13 +36,20 @@ from jobworker.handlers import load_handler
 from jobworker.items import ITEMS_FORMATS, read_items
 from jobworker.logs import one_line, preview, setup_logging
 from jobworker.progress import ProgressBar
-from jobworker.runner import CommandRunner, Delivery, check_command
+from jobworker.queues import SeedOptions, WorkQueue
+from jobworker.runner import CommandRunner, ItemDelivery, check_command
 from jobworker.settings import add_setting
 from jobworker.stopping import StopRequest
+
+if TYPE_CHECKING:  # the brokers' client libraries are imported only where a subcommand needs them
+    from jobworker.amqpqueue import AmqpQueue
+    from jobworker.redisqueue import RedisQueue
 
 log = logging.getLogger("jobworker")
 
 FAILED_SHOWN = 10  # failed items listed by `jobworker status`
+DEFAULT_PROGRESS_SECONDS = 5.0  # handler mode logs a progress line this often
+ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # a pod annotation
 
 
 class Parser(argparse.ArgumentParser):
@@ -251,7 +259,7 @@ def _add_indexed(sub: argparse._SubParsersAction, environ: Mapping[str, str]) ->
         metavar="PATH",
         default=environ.get(ENV_INDEX_FILE) or None,
         help="a file holding the index: the downward API volume file of the pod annotation "
-        f"batch.kubernetes.io/job-completion-index (env {ENV_INDEX_FILE})",
+        f"{ANNOTATION_COMPLETION_INDEX} (env {ENV_INDEX_FILE})",
     )
     parser.add_argument(
         "--items-file",
@@ -284,8 +292,8 @@ def build_parser(environ: Mapping[str, str]) -> Parser:
     return parser
 
 
-# --- Redis subcommands ------------------------------------------------------------------------------
-def _redis_queue(args: argparse.Namespace, environ: Mapping[str, str]):
+# --- the queue: Redis, or RabbitMQ with --amqp-url ------------------------------------------------
+def _redis_queue(args: argparse.Namespace, environ: Mapping[str, str]) -> "RedisQueue":
     """Connect and open the queue; imported here so that images without redis-py still start."""
     try:
         from jobworker import redisqueue  # noqa: PLC0415
@@ -298,6 +306,48 @@ def _redis_queue(args: argparse.Namespace, environ: Mapping[str, str]):
     return queue
 
 
+def _amqp_module() -> ModuleType:
+    """The RabbitMQ support, imported here so that images without pika still start."""
+    try:
+        from jobworker import amqpqueue  # noqa: PLC0415
+    except ModuleNotFoundError as error:
+        if error.name != "pika":
+            raise
+        raise JobWorkerError("this image has no RabbitMQ support: install jobworker[amqp]") from None
+    return amqpqueue
+
+
+def _uses_amqp(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
+    """--amqp-url (or AMQP_URL) selects RabbitMQ; RabbitMQ-only options need it."""
+    if not args.amqp_url:
+        for option, given in (("--quorum", getattr(args, "quorum", False)),
+                              ("--consumer-timeout", getattr(args, "consumer_timeout", None))):  # fmt: skip
+            if given:
+                raise UsageError(f"{option} applies to RabbitMQ queues: give --amqp-url (or {ENV_AMQP_URL})")
+        return False
+    if args.redis_url != (environ.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL):
+        raise UsageError("give either --amqp-url (RabbitMQ) or --redis-url (Redis), not both")
+    if getattr(args, "seal", True) is False:
+        raise UsageError("--no-seal applies to Redis queues: RabbitMQ queues have no end-of-input marker")
+    return True
+
+
+def _amqp_queue(args: argparse.Namespace, environ: Mapping[str, str], role: str) -> "AmqpQueue":
+    amqpqueue = _amqp_module()
+    name = amqpqueue.validate_queue_name(args.queue)
+    broker = amqpqueue.broker_from(args.amqp_url, environ, args.connect_timeout, f"jobworker {role}")
+    return amqpqueue.AmqpQueue(amqpqueue.connect(broker), name, broker)
+
+
+def _queue_opener(args: argparse.Namespace, environ: Mapping[str, str]) -> Callable[[str], WorkQueue]:
+    """The queue of --amqp-url, else of --redis-url, opened by the returned function (its argument
+    names the subcommand to RabbitMQ); the options are checked now, before anything else."""
+    if _uses_amqp(args, environ):
+        return lambda role: _amqp_queue(args, environ, role)
+    return lambda _role: _redis_queue(args, environ)
+
+
+# --- workers --------------------------------------------------------------------------------------
 def _command_of(args: argparse.Namespace) -> list[str]:
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -347,127 +397,6 @@ def _run_fine(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
     return FineWorker(queue, processor, settings, stop).run()
 
 
-def _read_seed_items(args: argparse.Namespace) -> list[bytes]:
-    if args.file and args.items:
-        raise UsageError("give items either with --file or on the command line, not both")
-    if args.file:
-        items = read_items(args.file, args.format)
-        if not items:
-            # Seeding nothing would seal an empty queue: its workers would finish at once, and the
-            # next seed, with the real items, would be refused as "sealed".
-            source = "stdin" if args.file == "-" else args.file
-            raise JobWorkerError(
-                f"items file {source} holds no items: nothing seeded, the queue is untouched"
-            )
-        return items
-    if not args.items:
-        raise UsageError("no items given: pass them as arguments or with --file")
-    return [os.fsencode(item) for item in args.items]
-
-
-def _run_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
-    if _uses_amqp(args, environ):
-        return _run_amqp_seed(args, environ)
-    items = _read_seed_items(args)
-    queue = _redis_queue(args, environ)
-    bar = ProgressBar(f"seeding {queue.name}")
-    result = queue.seed(items, seal=args.seal, on_progress=bar.update)
-    if result.already_seeded:
-        log.info(
-            "queue %r already holds these %d items from an earlier seed: nothing pushed",
-            queue.name,
-            result.total,
-        )
-    else:
-        log.info(
-            "pushed %d items to queue %r%s",
-            result.pushed,
-            queue.name,
-            f" (resumed: {result.total - result.pushed} were already in)"
-            if result.pushed < result.total
-            else "",
-        )
-    log.info("queue %r is %s", queue.name, "sealed" if args.seal else "open (seal it with `jobworker seal`)")
-    return ExitCode.OK
-
-
-def _run_status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
-    if _uses_amqp(args, environ):
-        return _run_amqp_status(args, environ)
-    queue = _redis_queue(args, environ)
-    status = queue.status()
-    if args.json:
-        sys.stdout.write(json.dumps({"queue": queue.name, **status.as_dict()}) + "\n")
-        return ExitCode.OK
-    lines = [
-        f"queue {queue.name} ({status.state})",
-        f"  pending    {status.pending}",
-        f"  in flight  {status.in_flight}",
-        f"  done       {status.done}",
-        f"  failed     {status.failed}",
-    ]
-    for item, error in queue.failed_items(FAILED_SHOWN):
-        lines.append(f"    {preview(item)}: {error}")
-    if status.failed > FAILED_SHOWN:
-        lines.append(f"    ... and {status.failed - FAILED_SHOWN} more")
-    retrying = queue.retrying(FAILED_SHOWN) if status.pending else []
-    if retrying:
-        lines.append("  retrying (attempts charged so far: last error)")
-        lines.extend(f"    {preview(r.item)} ({r.attempts}): {r.error}" for r in retrying)
-    sys.stdout.write("\n".join(lines) + "\n")
-    return ExitCode.OK
-
-
-def _run_seal(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
-    queue = _redis_queue(args, environ)
-    queue.seal()
-    log.info("queue %r is sealed: workers exit once it is empty and nothing is in flight", queue.name)
-    return ExitCode.OK
-
-
-def _run_requeue_failed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
-    if _uses_amqp(args, environ):
-        return _run_amqp_requeue_failed(args, environ)
-    queue = _redis_queue(args, environ)
-    moved = queue.requeue_failed()
-    log.info("moved %d failed items back to queue %r", moved, queue.name)
-    return ExitCode.OK
-
-
-# --- RabbitMQ subcommands ---------------------------------------------------------------------------
-def _amqp_module():
-    """The RabbitMQ support, imported here so that images without pika still start."""
-    try:
-        from jobworker import amqpqueue  # noqa: PLC0415
-    except ModuleNotFoundError as error:
-        if error.name != "pika":
-            raise
-        raise JobWorkerError("this image has no RabbitMQ support: install jobworker[amqp]") from None
-    return amqpqueue
-
-
-def _uses_amqp(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
-    """--amqp-url (or AMQP_URL) selects RabbitMQ; RabbitMQ-only options need it."""
-    if not args.amqp_url:
-        for option, given in (("--quorum", getattr(args, "quorum", False)),
-                              ("--consumer-timeout", getattr(args, "consumer_timeout", None))):  # fmt: skip
-            if given:
-                raise UsageError(f"{option} applies to RabbitMQ queues: give --amqp-url (or {ENV_AMQP_URL})")
-        return False
-    if args.redis_url != (environ.get(ENV_REDIS_URL) or DEFAULT_REDIS_URL):
-        raise UsageError("give either --amqp-url (RabbitMQ) or --redis-url (Redis), not both")
-    if getattr(args, "seal", True) is False:
-        raise UsageError("--no-seal applies to Redis queues: RabbitMQ queues have no end-of-input marker")
-    return True
-
-
-def _amqp_queue(args: argparse.Namespace, environ: Mapping[str, str], role: str):
-    amqpqueue = _amqp_module()
-    name = amqpqueue.validate_queue_name(args.queue)
-    broker = amqpqueue.broker_from(args.amqp_url, environ, args.connect_timeout, f"jobworker {role}")
-    return amqpqueue.AmqpQueue(amqpqueue.connect(broker), name, broker)
-
-
 def _run_coarse(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
     amqpqueue = _amqp_module()
     from jobworker.coarse import CoarseSettings, CoarseWorker  # noqa: PLC0415 - needs pika
@@ -496,68 +425,98 @@ def _run_coarse(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCod
     return CoarseWorker(broker, names, runner_for, settings, stop).run()
 
 
-def _run_amqp_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+# --- producers and operators: one body for either broker ------------------------------------------
+def _read_seed_items(args: argparse.Namespace) -> list[bytes]:
+    if args.file and args.items:
+        raise UsageError("give items either with --file or on the command line, not both")
+    if args.file:
+        items = read_items(args.file, args.format)
+        if not items:
+            # Seeding nothing would seal an empty queue: its workers would finish at once, and the
+            # next seed, with the real items, would be refused as "sealed".
+            source = "stdin" if args.file == "-" else args.file
+            raise JobWorkerError(
+                f"items file {source} holds no items: nothing seeded, the queue is untouched"
+            )
+        return items
+    if not args.items:
+        raise UsageError("no items given: pass them as arguments or with --file")
+    return [os.fsencode(item) for item in args.items]
+
+
+def _run_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    open_queue = _queue_opener(args, environ)
     items = _read_seed_items(args)
-    queue = _amqp_queue(args, environ, "seed")
+    queue = open_queue("seed")
+    options = SeedOptions(
+        seal=args.seal,
+        quorum=args.quorum,
+        consumer_timeout=args.consumer_timeout,
+        lock_seconds=args.connect_timeout,
+    )
     try:
         bar = ProgressBar(f"seeding {queue.name}")
-        result = queue.seed(
-            items,
-            quorum=args.quorum,
-            consumer_timeout=args.consumer_timeout,
-            lock_seconds=args.connect_timeout,
-            on_progress=bar.update,
-        )
+        result = queue.seed(items, options, on_progress=bar.update)
     finally:
         queue.close()
     if result.already_seeded:
         log.info(
-            "queue %r already holds these %d items from an earlier seed: nothing published",
+            "queue %r already holds these %d items from an earlier seed: nothing %s",
             queue.name,
             result.total,
+            queue.seed_verb,
         )
     else:
         resumed = result.total - result.pushed
         log.info(
-            "published %d items to %squeue %r%s",
+            "%s %d items to %squeue %r%s",
+            queue.seed_verb,
             result.pushed,
             "the new " if result.created else "",
             queue.name,
             f" (resumed: {resumed} were already in)" if resumed else "",
         )
+    if result.sealed is not None:
+        log.info(
+            "queue %r is %s",
+            queue.name,
+            "sealed" if result.sealed else "open (seal it with `jobworker seal`)",
+        )
     return ExitCode.OK
 
 
-def _run_amqp_status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
-    queue = _amqp_queue(args, environ, "status")
+def _run_status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    queue = _queue_opener(args, environ)("status")
     try:
         status = queue.status()
         failed_items = queue.failed_items(FAILED_SHOWN) if status.failed and not args.json else []
+        retrying = queue.retrying(FAILED_SHOWN) if not args.json else []
     finally:
         queue.close()
     if args.json:
         sys.stdout.write(json.dumps({"queue": queue.name, **status.as_dict()}) + "\n")
         return ExitCode.OK
-    lines = [
-        f"queue {queue.name} (RabbitMQ)",
-        f"  ready      {status.ready}",
-        "  unacked    not reported over AMQP (see the management UI, or "
-        "rabbitmqctl list_queues messages_unacknowledged)",
-        f"  consumers  {status.consumers}",
-        f"  failed     {status.failed}"
-        if status.failed is not None
-        else f"  failed     - (no {queue.names.failed})",
-    ]
+    lines = status.lines(queue.name)
     for item, error in failed_items:
         lines.append(f"    {preview(item)}: {error}")
     if status.failed and status.failed > FAILED_SHOWN:
         lines.append(f"    ... and {status.failed - FAILED_SHOWN} more")
+    if retrying:
+        lines.append("  retrying (attempts charged so far: last error)")
+        lines.extend(f"    {preview(r.item)} ({r.attempts}): {r.error}" for r in retrying)
     sys.stdout.write("\n".join(lines) + "\n")
     return ExitCode.OK
 
 
-def _run_amqp_requeue_failed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
-    queue = _amqp_queue(args, environ, "requeue-failed")
+def _run_seal(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    queue = _redis_queue(args, environ)
+    queue.seal()
+    log.info("queue %r is sealed: workers exit once it is empty and nothing is in flight", queue.name)
+    return ExitCode.OK
+
+
+def _run_requeue_failed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
+    queue = _queue_opener(args, environ)("requeue-failed")
     try:
         moved = queue.requeue_failed()
     finally:
@@ -602,7 +561,7 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
     for message in settings.bad_flags(args):
         parser._subparsers._group_actions[0].choices[args.subcommand].error(message)
     if hasattr(args, "deliver"):
-        args.deliver = Delivery(args.deliver)
+        args.deliver = ItemDelivery(args.deliver)
     return args
 
 

@@ -1,8 +1,9 @@
-"""Names and defaults shared by every worker, in one place.
+"""Names and defaults shared by the workers, in one place.
 
 Charts, tests and documentation rely on these values (exit codes in podFailurePolicy, key names in
-`redis-cli` recipes, environment variable names in pod specs), so they are defined once here and
-nowhere else.
+`redis-cli` recipes, environment variable names in pod specs, the defaults the settings table
+shows), so they are defined once here and nowhere else. A value that one module alone uses lives
+in that module.
 """
 
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ ENV_LOG_FORMAT = "LOG_FORMAT"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_WORK_ITEM = "WORK_ITEM"  # the item handed to a command with --deliver env
 ENV_JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in Indexed Jobs
-ENV_INDEX_FILE = "INDEX_FILE"  # a downward API file holding ANNOTATION_COMPLETION_INDEX
+ENV_INDEX_FILE = "INDEX_FILE"  # a downward API file holding the completion index annotation
 ENV_ITEMS_FORMAT = "ITEMS_FORMAT"  # auto, lines or json
 ENV_WRITE_ITEM = "WRITE_ITEM_PATH"  # `jobworker indexed --write-item`: the init-container variant
 
@@ -56,8 +57,7 @@ ENV_WITHHELD_FROM_PROGRAM = (
     ENV_AMQP_PASSWORD,
 )
 
-# --- Kubernetes names ---------------------------------------------------------------------------
-ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # for the downward API
+# --- `jobworker coarse` and `jobworker seed` against RabbitMQ ----------------------------------
 ENV_DRAIN = "DRAIN"  # `jobworker coarse --drain`: true, 1 or yes
 ENV_PREFETCH = "PREFETCH"
 ENV_IDLE_SECONDS = "IDLE_SECONDS"
@@ -86,20 +86,10 @@ DEFAULT_GRACE_SECONDS = 20.0
 KILL_AFTER_TERM_SECONDS = 5.0
 HAND_BACK_SECONDS = 5.0
 DEFAULT_CONNECT_SECONDS = 60.0  # total time spent retrying an unreachable service
-DEFAULT_PROGRESS_SECONDS = 5.0  # handler mode logs a progress line this often
-SEED_BATCH_SIZE = 1000  # items pushed per round trip by `jobworker seed`
-POLL_MIN_SECONDS = 0.02  # idle workers poll, backing off up to POLL_MAX_SECONDS (cheap for Redis)
-POLL_MAX_SECONDS = 0.25
-# fine: a handler tells Redis its position in a lease about once per this much work (a round trip
-# each), so that a lost worker is charged for the item it was running; fast handlers never need to.
-POSITION_REPORT_SECONDS = 0.02
-STOP_CHECK_SECONDS = 0.1  # fine: how soon after SIGTERM the heartbeat hands back items not started
-ITEM_PREVIEW_CHARS = 60  # how much of an item a log line shows
 DEFAULT_AMQP_URL = "amqp://localhost:5672/%2F"
 DEFAULT_PREFETCH = 1  # --drain: messages held ahead; more is faster but starves other pods of work
 DEFAULT_IDLE_SECONDS = 5.0  # --drain: the queue counts as drained after this long without a message
 AMQP_SEED_CHUNK = 1000  # items per transaction of `jobworker seed` (part of the seed's identity)
-AMQP_ERROR_CHARS = 1024  # how much of an error a dead-lettered message carries in its headers
 
 
 # --- Redis keys ---------------------------------------------------------------------------------
@@ -157,7 +147,6 @@ STATE_SEALED = b"sealed"
 
 # --- RabbitMQ names -----------------------------------------------------------------------------
 AMQP_SEED_DIGEST_CHARS = 16  # of the seed digest, in the name of its marker queue
-AMQP_MAX_QUEUE_NAME = 255 - len(".seed.") - AMQP_SEED_DIGEST_CHARS  # names are at most 255 bytes
 
 
 @dataclass(frozen=True)
@@ -187,24 +176,7 @@ class AmqpNames:
         return self.seed_prefix + digest[:AMQP_SEED_DIGEST_CHARS]
 
 
-# The consumer timeout, as a queue argument (`jobworker seed`) and a consumer argument (`coarse`):
-# how long, in ms, a delivery may stay unacknowledged before the broker gives up on it.
-ARG_CONSUMER_TIMEOUT = "x-consumer-timeout"
-# RabbitMQ versions (the server properties of a connection say which): the first that honours the
-# argument (older ones accept and ignore it), and the first whose classic queues never time a
-# delivery out (only quorum queues do; 4.3.2 and later refuse the argument on classic queues).
-RABBITMQ_CONSUMER_TIMEOUT_ARGUMENT = (3, 11, 15)
-RABBITMQ_CLASSIC_QUEUES_UNTIMED = (4, 3, 0)
-# A quorum queue's delivery limit: from RabbitMQ 4.0 a message given back more than 20 times is
-# dead-lettered, or dropped where the queue has no dead-letter exchange; -1 turns the limit off
-# (before 4.0 there is no default, and -1 would drop a message at its first return).
-ARG_DELIVERY_LIMIT = "x-delivery-limit"
-RABBITMQ_DEFAULT_DELIVERY_LIMIT = (4, 0, 0)
-NO_DELIVERY_LIMIT = -1
-
 # Message headers the coarse worker reads and writes (any publisher may leave them out).
 HEADER_ATTEMPTS = "x-jobworker-attempts"  # failed runs so far; a message without it has none
 HEADER_ERROR = "x-jobworker-error"  # the last failure: exit status and the end of stderr
 HEADER_QUEUE = "x-jobworker-queue"  # on dead-lettered messages: the work queue they came from
-HEADER_SEED_CHUNK = "x-jobworker-seed-chunk"  # on seed markers: the chunk's index
-HEADER_SEED_ITEMS = "x-jobworker-seed-items"  # on seed markers: the items in the chunk

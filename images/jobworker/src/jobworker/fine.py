@@ -31,12 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobworker.constants import (
-    POLL_MAX_SECONDS,
-    POLL_MIN_SECONDS,
-    POSITION_REPORT_SECONDS,
     STATE_OPEN,
     STATE_SEALED,
-    STOP_CHECK_SECONDS,
     ExitCode,
 )
 from jobworker.errors import JobWorkerError
@@ -47,6 +43,13 @@ from jobworker.runner import CommandRunner
 from jobworker.stopping import StopRequest
 
 log = logging.getLogger(__name__)
+
+POLL_MIN_SECONDS = 0.02  # idle workers poll, backing off up to POLL_MAX_SECONDS (cheap for Redis)
+POLL_MAX_SECONDS = 0.25
+# A handler tells Redis its position in a lease about once per this much work (a round trip
+# each), so that a lost worker is charged for the item it was running; fast handlers never need to.
+POSITION_REPORT_SECONDS = 0.02
+STOP_CHECK_SECONDS = 0.1  # how soon after SIGTERM the heartbeat hands back items not started
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from jobworker.constants import (
 from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import ItemsFormat, read_items
 from jobworker.logs import preview
-from jobworker.runner import CommandRunner, Delivery, Outcome, describe_status
+from jobworker.runner import CommandRunner, ItemDelivery, Outcome, describe_status
 from jobworker.stopping import StopRequest
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def write_item(item: bytes, path: str) -> None:
         raise JobWorkerError(f"cannot write the item to {path}: {error.strerror}") from None
 
 
-def check_delivery(command: Sequence[str], delivery: Delivery, has_items: bool) -> None:
+def check_delivery(command: Sequence[str], delivery: ItemDelivery, has_items: bool) -> None:
     """Without an items file there is no item: a command that asks for one is a mistake."""
     if has_items:
         return
@@ -128,7 +128,7 @@ def check_delivery(command: Sequence[str], delivery: Delivery, has_items: bool) 
             f"{ENV_ITEMS_FILE}); without one the command gets only {PLACEHOLDER_INDEX} and "
             f"${ENV_JOB_COMPLETION_INDEX}"
         )
-    if delivery is not Delivery.AUTO:
+    if delivery is not ItemDelivery.AUTO:
         raise UsageError(
             f"item delivery {delivery!s} needs an items file (--items-file / env {ENV_ITEMS_FILE})"
         )
@@ -145,7 +145,7 @@ def exit_status(outcome: Outcome) -> int:
 
 def run_command(
     command: Sequence[str],
-    delivery: Delivery,
+    delivery: ItemDelivery,
     index: CompletionIndex,
     item: bytes | None,
     items_file: str | None,

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from jobworker.constants import ITEM_PREVIEW_CHARS
+ITEM_PREVIEW_CHARS = 60  # how much of an item a log line shows
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

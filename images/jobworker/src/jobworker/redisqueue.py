@@ -22,7 +22,7 @@ queue, in their order. To tell them apart, a lease records where its worker is:
 - its stride s, fixed when the lease is taken: the worker starts no item at lo + s or beyond before
   a report raising lo has been answered. A command uses s = 1 (one round trip per item, nothing
   next to starting a process); a handler picks s from its own speed, so that its reports cost
-  about one round trip per POSITION_REPORT_SECONDS of work; for fast handlers s covers the whole
+  about one round trip per fine.POSITION_REPORT_SECONDS of work; for fast handlers s covers the whole
   batch and they report nothing at all. A worker's first handler lease holds one item, to time it.
 - on SIGTERM the worker starts nothing after its current item, and its heartbeat says so at once:
   Redis hands the items after it back, uncharged, and the lease then ends at that item.
@@ -76,13 +76,13 @@ from redis.retry import Retry
 from jobworker.constants import (
     DEFAULT_CONNECT_SECONDS,
     ENV_REDIS_PASSWORD,
-    SEED_BATCH_SIZE,
     STATE_SEALED,
     RedisKeys,
 )
 from jobworker.errors import JobWorkerError, UsageError
 from jobworker.items import items_digest
 from jobworker.logs import mask_url, url_problem
+from jobworker.queues import DEFAULT_SEED, Retrying, SeedOptions, SeedResult
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ RETRY_BACKOFF_BASE = 0.1
 RETRY_BACKOFF_CAP = 2.0
 RECLAIM_LIMIT = 100  # expired leases reclaimed per call, so that one call never runs long
 PROBE_SECONDS = 5.0  # the first contact's connect and PING, each attempt, at most
+SEED_BATCH_SIZE = 1000  # items pushed per round trip by `jobworker seed`
 RETRY_SCANNED = 1000  # `jobworker status` looks this far into the retry list for charged items
 
 # What {Q}:failed:errors and `jobworker status` say of an item charged for a lost worker.
@@ -513,7 +514,7 @@ class Ack:
 
 
 @dataclass(frozen=True)
-class QueueStatus:
+class RedisStatus:
     pending: int
     in_flight: int
     done: int
@@ -531,21 +532,14 @@ class QueueStatus:
             "state": self.state,
         }
 
-
-@dataclass(frozen=True)
-class Retrying:
-    """An item waiting in the retry list after a failed run or a lost worker."""
-
-    item: bytes
-    attempts: int  # charged so far
-    error: str  # the last one
-
-
-@dataclass(frozen=True)
-class SeedResult:
-    pushed: int  # items pushed by this run
-    total: int
-    already_seeded: bool  # an earlier run had pushed them all
+    def lines(self, queue: str) -> list[str]:
+        return [
+            f"queue {queue} ({self.state})",
+            f"  pending    {self.pending}",
+            f"  in flight  {self.in_flight}",
+            f"  done       {self.done}",
+            f"  failed     {self.failed}",
+        ]
 
 
 def validate_queue_name(name: str) -> str:
@@ -692,7 +686,10 @@ class QueueChanges:
 
 
 class RedisQueue:
-    """One named work queue on a Redis server."""
+    """One named work queue on a Redis server: the workers' lease protocol (fine.py), and the
+    producers' and operators' WorkQueue (queues.py)."""
+
+    seed_verb = "pushed"
 
     def __init__(self, client: redis.Redis, name: str) -> None:
         self.client = client
@@ -800,7 +797,7 @@ class RedisQueue:
     def seed(
         self,
         items: Sequence[bytes],
-        seal: bool = True,
+        options: SeedOptions = DEFAULT_SEED,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> SeedResult:
         """Push items at the tail, exactly once even when the same seed is run again."""
@@ -824,9 +821,11 @@ class RedisQueue:
             pushed = self._call(self._seed_push, keys=seed_keys, args=[digest, pushed, *batch])
             if on_progress:
                 on_progress(pushed, len(items))
-        if seal:
+        if options.seal:
             self.seal()
-        return SeedResult(pushed=pushed - start, total=len(items), already_seeded=already_seeded)
+        return SeedResult(
+            pushed=pushed - start, total=len(items), already_seeded=already_seeded, sealed=options.seal
+        )
 
     def seal(self) -> None:
         """Mark the end of input: workers exit once the queue is empty and nothing is in flight."""
@@ -837,7 +836,7 @@ class RedisQueue:
         """A subscription to the queue's changes, for a worker that waits for work or the end."""
         return QueueChanges(self.client, self.keys.changes)
 
-    def status(self) -> QueueStatus:
+    def status(self) -> RedisStatus:
         """A consistent snapshot of the counts (one MULTI transaction), once every key is checked."""
         self._call(self._check, keys=self._key_list, args=[])
 
@@ -853,7 +852,7 @@ class RedisQueue:
 
         pending, retry, in_flight, done, failed, state = self._call(snapshot)
         state_name = (state or b"none").decode()
-        return QueueStatus(
+        return RedisStatus(
             pending=pending + retry,
             in_flight=int(in_flight or 0),
             done=int(done or 0),
@@ -882,6 +881,9 @@ class RedisQueue:
     def requeue_failed(self) -> int:
         """Put failed items back at the tail of the queue with all their attempts."""
         return self._call(self._requeue_failed, keys=self._key_list, args=[])
+
+    def close(self) -> None:
+        self.client.close()
 
     def _call(self, function: Callable, *args: object, **kwargs: object):
         """Run one Redis call, turning the errors a user can fix into one-line messages."""

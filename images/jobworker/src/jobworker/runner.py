@@ -52,7 +52,7 @@ STDERR_TAIL_BYTES = 1024  # how much of a failed program's stderr is kept with t
 PIPES_CLOSE_SECONDS = 2.0
 
 
-class Delivery(StrEnum):
+class ItemDelivery(StrEnum):
     """How the item reaches the program."""
 
     AUTO = "auto"  # {item} or {item_file} in the arguments if present, else stdin
@@ -80,17 +80,17 @@ def check_command(argv: Sequence[str]) -> None:
         raise JobWorkerError(f"command not found: {argv[0]}")
 
 
-def resolve_delivery(requested: Delivery, argv: Sequence[str]) -> Delivery:
+def resolve_delivery(requested: ItemDelivery, argv: Sequence[str]) -> ItemDelivery:
     """Turn `auto` into a concrete mode and check that the arguments fit the mode asked for."""
     has_item = any(PLACEHOLDER_ITEM in arg for arg in argv)
     has_item_file = any(PLACEHOLDER_ITEM_FILE in arg for arg in argv)
-    if requested is Delivery.AUTO:
+    if requested is ItemDelivery.AUTO:
         if has_item:
-            return Delivery.ARG
-        return Delivery.FILE if has_item_file else Delivery.STDIN
-    if requested is Delivery.ARG and not has_item:
+            return ItemDelivery.ARG
+        return ItemDelivery.FILE if has_item_file else ItemDelivery.STDIN
+    if requested is ItemDelivery.ARG and not has_item:
         raise UsageError(f"item delivery 'arg' needs {PLACEHOLDER_ITEM} in the command's arguments")
-    if requested is Delivery.FILE and not has_item_file:
+    if requested is ItemDelivery.FILE and not has_item_file:
         raise UsageError(f"item delivery 'file' needs {PLACEHOLDER_ITEM_FILE} in the command's arguments")
     return requested
 
@@ -107,7 +107,7 @@ class CommandRunner:
     def __init__(
         self,
         argv: Sequence[str],
-        delivery: Delivery,
+        delivery: ItemDelivery,
         stop: StopRequest | None = None,
         grace_seconds: float = 0.0,
         kill_after: float | None = KILL_AFTER_TERM_SECONDS,
@@ -132,15 +132,15 @@ class CommandRunner:
         stdin_data: bytes | None = None
         with contextlib.ExitStack() as cleanup:
             if item is not None:
-                if b"\0" in item and self.delivery in (Delivery.ARG, Delivery.ENV):
+                if b"\0" in item and self.delivery in (ItemDelivery.ARG, ItemDelivery.ENV):
                     return Outcome(
                         ok=False, error=f"item holds a NUL byte, which {self.delivery} cannot pass"
                     )
-                if self.delivery is Delivery.STDIN:
+                if self.delivery is ItemDelivery.STDIN:
                     stdin_data = item
-                elif self.delivery is Delivery.ENV:
+                elif self.delivery is ItemDelivery.ENV:
                     child_env[ENV_WORK_ITEM.encode()] = item
-                elif self.delivery is Delivery.ARG:
+                elif self.delivery is ItemDelivery.ARG:
                     values[PLACEHOLDER_ITEM.encode()] = item
                 else:
                     values[PLACEHOLDER_ITEM_FILE.encode()] = self._write_item_file(item, cleanup)
