@@ -74,6 +74,9 @@ class Measure:
     end_idle_pod_seconds: float  # after its last item only: waiting for the end of the queue
     broker_peak_bytes: int | None
     items_done: int
+    # From the first item's log line to the last one's, over all pods: the queue protocol's own
+    # time, without the pods' start and end that the wall time includes.
+    processing_seconds: float
 
 
 @dataclass
@@ -221,6 +224,7 @@ def measure(
     ]
     pod_seconds = idle = end_idle = 0.0
     items_done = 0
+    first_item, last_item = float("inf"), float("-inf")
     for pod in pods:
         statuses = [
             *(pod["status"].get("initContainerStatuses") or []),
@@ -243,12 +247,16 @@ def measure(
         if not stamps:
             idle += end - begin
             continue
+        first_item, last_item = min(first_item, *stamps), max(last_item, *stamps)
         # The end of the wait after the last item: the worker's last log line (to the nanosecond),
         # which it writes as it exits.
         waited = max(stamp for stamp, _ in stamped) - max(stamps)
         end_idle += waited
         idle += max(min(stamps) - begin, 0.0) + waited
-    return Measure(finished - started, len(pods), pod_seconds, idle, end_idle, peak.peak, items_done)
+    processing = max(last_item - first_item, 0.0)
+    return Measure(
+        finished - started, len(pods), pod_seconds, idle, end_idle, peak.peak, items_done, processing
+    )
 
 
 # --- the contenders --------------------------------------------------------------------------------------
@@ -318,31 +326,64 @@ def _resp(commands: str) -> str:
     return "".join(out)
 
 
-def ours_coarse(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
-    started = time.time()
-    with PeakMemory(cluster, namespace, "broker-rabbitmq") as peak:
-        values = {
-            "items": items_of(items),
-            "command": ["cat"],
-            "parallelism": parallelism,
-            "activeDeadlineSeconds": JOB_TIMEOUT,
-            "rabbitmq": {"enabled": False},
-            "externalRabbitmq": {
-                "host": "broker-rabbitmq",
-                "existingSecret": "broker-rabbitmq",
-                "existingSecretUsernameKey": "rabbitmq-username",
-                "existingSecretPasswordKey": "rabbitmq-password",
-            },
+def ours_coarse(variant: str) -> Callable[[Cluster, str, int, int], Measure]:
+    """coarse-queue-job seeding its items itself (an init container in each pod, the chart's way),
+    or on a queue filled beforehand by one `jobworker seed` pod (the docs' way, with our seeder)."""
+
+    def run(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
+        started = time.time()
+        with PeakMemory(cluster, namespace, "broker-rabbitmq") as peak:
+            values: dict[str, Any] = {
+                "items": items_of(items),
+                "command": ["cat"],
+                "parallelism": parallelism,
+                "activeDeadlineSeconds": JOB_TIMEOUT,
+                "rabbitmq": {"enabled": False},
+                "externalRabbitmq": {
+                    "host": "broker-rabbitmq",
+                    "existingSecret": "broker-rabbitmq",
+                    "existingSecretUsernameKey": "rabbitmq-username",
+                    "existingSecretPasswordKey": "rabbitmq-password",
+                },
+            }
+            if variant == "filled first":
+                _seed_coarse_queue(cluster, namespace, "ours", items)
+                values.update(items=[], completions=items, queueName="ours")
+            cluster.helm_install(namespace, "ours", "coarse-queue-job", values, wait=False)
+            return measure(
+                cluster,
+                namespace,
+                "ours-coarse-queue-job",
+                started,
+                item_line=re.compile(r"item-\d+$"),
+                peak=peak,
+            )
+
+    return run
+
+
+def _seed_coarse_queue(cluster: Cluster, namespace: str, queue: str, items: int) -> None:
+    """One pod of the coarse worker image running `jobworker seed` (all items in one process)."""
+    chart = (REPO / "charts" / "coarse-queue-job" / "Chart.yaml").read_text()
+    version = re.search(r'^appVersion: "?([^"\n]+)', chart, re.MULTILINE)
+    if version is None:
+        raise RuntimeError("charts/coarse-queue-job/Chart.yaml has no appVersion")
+    credentials = [
+        {
+            "name": f"AMQP_{key}",
+            "valueFrom": {"secretKeyRef": {"name": "broker-rabbitmq", "key": f"rabbitmq-{key.lower()}"}},
         }
-        cluster.helm_install(namespace, "ours", "coarse-queue-job", values, wait=False)
-        return measure(
-            cluster,
-            namespace,
-            "ours-coarse-queue-job",
-            started,
-            item_line=re.compile(r"item-\d+$"),
-            peak=peak,
-        )
+        for key in ("USERNAME", "PASSWORD")
+    ]
+    seeder = {
+        "name": "seed",
+        "image": f"ghcr.io/jobworker/coarse-queue-worker:{version[1]}",
+        "command": ["jobworker", "seed", "--queue", queue, *items_of(items)],
+        "env": [*credentials, {"name": "AMQP_URL", "value": "amqp://broker-rabbitmq:5672/%2F"}],
+    }
+    job = _docs_job("ours-fill", 1, 1, seeder)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(job))
+    wait_for_job(cluster, namespace, "ours-fill")
 
 
 def docs_coarse(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
@@ -472,7 +513,10 @@ def _docs_job(
 
 CONTENDERS: dict[str, list[tuple[str, Callable, Callable]]] = {
     "fine": [("worker image", ours_fine, docs_fine)],
-    "coarse": [("worker image", ours_coarse, docs_coarse)],
+    "coarse": [
+        ("worker image", ours_coarse("worker image"), docs_coarse),
+        ("filled first", ours_coarse("filled first"), docs_coarse),
+    ],
     "indexed": [
         ("worker image", ours_indexed("worker image"), docs_indexed),
         ("init container", ours_indexed("init container"), docs_indexed),
@@ -543,6 +587,7 @@ def ratios(run: Run) -> dict[str, float]:
         "pod_seconds": ratio(run.ours.pod_seconds, run.docs.pod_seconds),
         "idle_pod_seconds": ratio(run.ours.idle_pod_seconds, run.docs.idle_pod_seconds),
         "end_idle_pod_seconds": ratio(run.ours.end_idle_pod_seconds, run.docs.end_idle_pod_seconds),
+        "processing_seconds": ratio(run.ours.processing_seconds, run.docs.processing_seconds),
     }
 
 
@@ -565,6 +610,8 @@ def as_json(run: Run) -> dict[str, Any]:
         "docs_end_idle_pod_seconds": round(run.docs.end_idle_pod_seconds, 2),
         "ours_broker_peak_bytes": run.ours.broker_peak_bytes,
         "docs_broker_peak_bytes": run.docs.broker_peak_bytes,
+        "ours_processing_seconds": round(run.ours.processing_seconds, 2),
+        "docs_processing_seconds": round(run.docs.processing_seconds, 2),
         "ours_items_done": run.ours.items_done,
         "docs_items_done": run.docs.items_done,
         "ratios": run.ratios,
@@ -584,6 +631,7 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
             ("pod_seconds", "pod-s", ".0f"),
             ("idle_pod_seconds", "idle", ".0f"),
             ("end_idle_pod_seconds", "end idle", ".2f"),
+            ("processing_seconds", "items s", ".2f"),
         )
         for who in ("ours", "docs")
     ),
@@ -632,6 +680,11 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="one small run per pattern (for a test)")
     parser.add_argument("--json", action="store_true", help="one JSON object with a list `runs`")
+    parser.add_argument(
+        "--patterns",
+        default=",".join(CONTENDERS),
+        help=f"comma-separated, of {', '.join(CONTENDERS)} (default: all)",
+    )
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or str(LOCAL_KUBECONFIG))
     parser.add_argument("--kubectl", default=str(REPO / ".cluster" / "kubectl"))
     parser.add_argument(
@@ -648,6 +701,10 @@ def main() -> int:
         help="the base of the docs' images, off the local cluster (env PYTHON_IMAGE)",
     )
     args = parser.parse_args()
+    patterns = args.patterns.split(",")
+    unknown = sorted(set(patterns) - set(CONTENDERS))
+    if unknown:
+        parser.error(f"unknown patterns {', '.join(unknown)}: choose from {', '.join(CONTENDERS)}")
     local = Path(args.kubeconfig).resolve() == LOCAL_KUBECONFIG.resolve()
     images = ImageMap.read(IMAGE_MAP) if local else None
     # On the local cluster the base is the stand-in for the official python image, else PYTHON_IMAGE.
@@ -655,7 +712,8 @@ def main() -> int:
     build_docs_images(python_image, args.local_bin if local else None)
     cluster = Cluster(args.kubeconfig, args.kubectl, args.helm, images)
     runs = []
-    for pattern, items, parallelism in QUICK if args.quick else FULL:
+    sizes = [size for size in (QUICK if args.quick else FULL) if size[0] in patterns]
+    for pattern, items, parallelism in sizes:
         for variant, ours, docs in CONTENDERS[pattern]:
             run = run_pair(cluster, pattern, (ours, docs), items, parallelism)
             run.variant = variant
