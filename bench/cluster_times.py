@@ -35,7 +35,8 @@ def timed(command: list[str], cwd: Path = REPO, env: dict[str, str] | None = Non
     started = time.monotonic()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise SystemExit(f"cluster_times: {' '.join(command[:3])} failed:\n{result.stderr[-2000:]}")
+        output = (result.stdout + result.stderr)[-4000:]
+        raise SystemExit(f"cluster_times: {' '.join(command)} failed:\n{output}")
     return time.monotonic() - started
 
 
