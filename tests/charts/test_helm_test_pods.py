@@ -1,16 +1,21 @@
 """The brokers' `helm test` pods, run: each chart's rendered test command against a real server.
 
 helm sees the broker's pod ready before the node may route its Service to it, so the test pod's
-first connection can be refused on a real cluster. These run the command as the pod would, with
-the server started only after the first refusal, and with a wrong password, which must fail at once.
+first connection can be refused on a real cluster. These run the command as the pod would, on a
+port where nothing listens until the first refusal, when a relay to the real server opens there
+(as the node's Service rules appear), and with a wrong password, which must fail at once.
 """
 
+import contextlib
 import os
+import socket
+import socketserver
 import subprocess
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from devkit.servers import RabbitServer, RedisServer
+from devkit.servers import RabbitServer, RedisServer, free_port
 from tests.charts.checks import env_of
 from tests.support.helm import Helm, chart_path
 from tests.support.manifests import Manifests
@@ -55,17 +60,51 @@ def wait_for_the_first_refusal(pod: subprocess.Popen) -> str:
     return output
 
 
-def test_redis_test_pod_waits_for_the_service_to_route_then_pings(helm4: Helm, tmp_path: Path):
-    server = RedisServer(tmp_path, password="test-password")
-    command, _ = pod_command(helm4, "redis", server.port)
-    pod = start(command, {"REDISCLI_AUTH": "test-password"})
+class _Relay(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@contextlib.contextmanager
+def service_route(port: int, target: int) -> Iterator[None]:
+    """Connections to `port` of loopback relayed to `target`, as a Service's rules relay them."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection(("127.0.0.1", target)) as upstream:
+                forward = threading.Thread(target=pump, args=(self.request, upstream), daemon=True)
+                forward.start()
+                pump(upstream, self.request)
+                forward.join()
+
+    relay = _Relay(("127.0.0.1", port), Handler)
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
     try:
-        first = wait_for_the_first_refusal(pod)
-        assert "Connection refused" in first
-        with server:
-            output, _ = pod.communicate(timeout=60)
+        yield
     finally:
-        pod.kill()
+        relay.shutdown()
+        relay.server_close()
+
+
+def pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+
+
+def test_redis_test_pod_waits_for_the_service_to_route_then_pings(helm4: Helm, tmp_path: Path):
+    service_port = free_port()
+    command, _ = pod_command(helm4, "redis", service_port)
+    with RedisServer(tmp_path, password="test-password") as server:
+        pod = start(command, {"REDISCLI_AUTH": "test-password"})
+        try:
+            first = wait_for_the_first_refusal(pod)
+            assert "Connection refused" in first
+            with service_route(service_port, server.port):
+                output, _ = pod.communicate(timeout=60)
+        finally:
+            pod.kill()
     assert pod.returncode == 0, first + output
     assert output.splitlines()[-1] == "PING: PONG"
 
@@ -90,21 +129,22 @@ def rabbit_env(command_env: dict, username: str, password: str) -> dict[str, str
     }
 
 
-def test_rabbitmq_test_pod_waits_for_the_service_to_route_then_logs_in(helm4: Helm):
-    server = RabbitServer()
+def test_rabbitmq_test_pod_waits_for_the_service_to_route_then_logs_in(
+    helm4: Helm, rabbit_server: RabbitServer
+):
+    service_port = free_port()
+    command, env = pod_command(helm4, "rabbitmq", service_port)
+    pod = start(command, rabbit_env(env, rabbit_server.username, rabbit_server.password))
     try:
-        command, env = pod_command(helm4, "rabbitmq", server.port)
-        pod = start(command, rabbit_env(env, server.username, server.password))
-        try:
-            first = wait_for_the_first_refusal(pod)
-            with server:
-                output, _ = pod.communicate(timeout=90)
-        finally:
-            pod.kill()
+        first = wait_for_the_first_refusal(pod)
+        with service_route(service_port, rabbit_server.port):
+            output, _ = pod.communicate(timeout=60)
     finally:
-        server.close()
+        pod.kill()
     assert pod.returncode == 0, first + output
-    assert output.splitlines()[-1].startswith(f"AMQP: {server.username} logged in to localhost:{server.port}")
+    assert output.splitlines()[-1].startswith(
+        f"AMQP: {rabbit_server.username} logged in to localhost:{service_port}"
+    )
 
 
 def test_rabbitmq_test_pod_fails_at_once_on_a_wrong_password(helm4: Helm, rabbit_server: RabbitServer):
