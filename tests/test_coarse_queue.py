@@ -623,6 +623,18 @@ def test_seed_waits_for_another_seeder_of_the_same_queue(rabbit_server, amqp_env
     assert ready(rabbit_server, amqp_queue) == 1
 
 
+def test_a_seed_already_made_needs_no_lock(rabbit_server, amqp_env, amqp_queue):
+    """Every pod of a coarse Job seeds: once the items are in, the pods find them without waiting
+    for each other at the lock."""
+    seed(amqp_env, amqp_queue, "x", "y")
+    with rabbit_server.connection() as connection:  # the lock a running seeder holds
+        connection.channel().queue_declare(AmqpNames.for_queue(amqp_queue).seeding, exclusive=True)
+        again = run_jobworker(["seed", "--queue", amqp_queue, "--connect-timeout", "1", "x", "y"], amqp_env)
+    assert again.returncode == 0, again.stderr.decode()
+    assert b"already holds these 2 items" in again.stderr
+    assert ready(rabbit_server, amqp_queue) == 2
+
+
 def test_seed_declares_a_quorum_queue_with_its_dead_letter_queue(rabbit_server, amqp_env, amqp_queue):
     seed(amqp_env, amqp_queue, "q1", options=["--quorum", "--consumer-timeout", "7200"])
     names = AmqpNames.for_queue(amqp_queue)
@@ -660,6 +672,36 @@ def test_seed_uses_a_queue_declared_by_hand_as_it_is(rabbit_server, amqp_env, am
     assert ready(rabbit_server, amqp_queue) == 1
 
 
+def test_workers_that_seed_first_publish_the_items_once_and_take_one_each(
+    tmp_path, rabbit_server, amqp_env, amqp_queue
+):
+    """The chart's pods: each runs the same seed, then takes one message. Started together, the
+    seeds meet at the lock; only one publishes, and every worker starts on the whole list."""
+    items_file = tmp_path / "items.json"
+    items_file.write_text(json.dumps(["apple", "banana", "cherry"]))
+    args = ["coarse", "--queue", amqp_queue, "--wait", WAIT, "--seed-file", str(items_file), "--", "cat"]
+    workers = [start_jobworker(args, amqp_env) for _ in range(3)]
+    results = [worker.communicate(timeout=120) for worker in workers]
+    assert [worker.returncode for worker in workers] == [ExitCode.OK] * 3, [e.decode() for _, e in results]
+    assert sorted(out for out, _ in results) == [b"apple", b"banana", b"cherry"]
+    logs = [err.decode() for _, err in results]
+    assert sum("published 3 items" in log for log in logs) == 1, logs
+    assert sum("already holds these 3 items" in log for log in logs) == 2, logs
+    assert ready(rabbit_server, amqp_queue) == 0
+
+    again = coarse(amqp_env, amqp_queue, "cat", options=["--seed-file", str(items_file), "--wait", "1"])
+    assert again.returncode == ExitCode.NO_WORK, again.stderr.decode()  # a retried pod: nothing twice
+
+
+def test_a_worker_that_seeds_declares_the_queue_as_asked(tmp_path, rabbit_server, amqp_env, amqp_queue):
+    items_file = tmp_path / "items.txt"
+    items_file.write_text("q1\n")
+    result = coarse({**amqp_env, "SEED_FILE": str(items_file), "QUORUM_QUEUE": "true"}, amqp_queue, "cat")
+    assert result.returncode == ExitCode.OK, result.stderr.decode()
+    assert result.stdout == b"q1"
+    assert arguments_of(rabbit_server, amqp_queue)["x-queue-type"] == "quorum"
+
+
 # --- bad input: one line, non-zero, nothing lost --------------------------------------------------
 @pytest.mark.parametrize(
     ("change", "args", "outcome"),
@@ -676,8 +718,23 @@ def test_seed_uses_a_queue_declared_by_hand_as_it_is(rabbit_server, amqp_env, am
         ({"AMQP_URL": "http://127.0.0.1:{port}/"}, [], (ExitCode.USAGE, ["bad AMQP URL", "amqp://"])),
         ({}, ["--prefetch", "5"], (ExitCode.USAGE, ["--prefetch above 1 needs --drain"])),
         ({}, ["--deliver", "arg"], (ExitCode.USAGE, ["needs {item}"])),
+        ({}, ["--quorum"], (ExitCode.USAGE, ["--quorum applies to the queue a seed declares"])),
+        ({}, ["--seed-file", "/no/such/file"], (ExitCode.ERROR, ["cannot read items file /no/such/file"])),
+        ({}, ["--seed-file", "/dev/null"], (ExitCode.ERROR, ["/dev/null holds no items"])),
     ],
-    ids=["password", "no-user", "no-password", "queue", "vhost", "url", "prefetch", "deliver"],
+    ids=[
+        "password",
+        "no-user",
+        "no-password",
+        "queue",
+        "vhost",
+        "url",
+        "prefetch",
+        "deliver",
+        "quorum",
+        "seed-file",
+        "empty-seed-file",
+    ],
 )
 def test_bad_input_is_one_line_and_loses_nothing(rabbit_server, amqp_queue, change, args, outcome):
     seed(rabbit_server.env(), amqp_queue, "precious")

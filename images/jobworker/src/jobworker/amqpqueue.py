@@ -547,15 +547,21 @@ class AmqpQueue:
 
         Of the options, `seal` does not apply: RabbitMQ queues have no end-of-input marker."""
         digest = items_digest(items, prefix=struct.pack(">Q", AMQP_SEED_CHUNK))
+        marker = self.names.seed_marker(digest)
+        chunks = -(-len(items) // AMQP_SEED_CHUNK)
+        # Every pod of a coarse Job seeds, and after the first the markers say it is all there: a
+        # look at them before the lock spares those pods from waiting for each other's look.
+        # Markers are committed with their chunks, so a complete set means every item is in.
+        committed = self.counts(marker)
+        if items and committed and committed.ready >= chunks:
+            return SeedResult(pushed=0, total=len(items), already_seeded=True)
         self._take_seed_lock(options.lock_seconds)
         created = self.declare(options.quorum, options.consumer_timeout)
-        marker = self.names.seed_marker(digest)
         self._call(
             f"declare the seed marker queue {marker!r}", self.channel().queue_declare, marker, durable=True
         )
         committed = self.counts(marker)
         done_chunks = committed.ready if committed else 0
-        chunks = -(-len(items) // AMQP_SEED_CHUNK)
         if done_chunks >= chunks:
             return SeedResult(pushed=0, total=len(items), already_seeded=bool(items), created=created)
         if done_chunks:

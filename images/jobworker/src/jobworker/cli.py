@@ -26,6 +26,7 @@ from jobworker.constants import (
     ENV_JOB_COMPLETION_INDEX,
     ENV_REDIS_PASSWORD,
     ENV_REDIS_URL,
+    ENV_SEED_FILE,
     ENV_WRITE_ITEM,
     PLACEHOLDER_INDEX,
     AmqpNames,
@@ -36,7 +37,7 @@ from jobworker.handlers import load_handler
 from jobworker.items import ITEMS_FORMATS, read_items
 from jobworker.logs import one_line, preview, setup_logging
 from jobworker.progress import ProgressBar
-from jobworker.queues import SeedOptions, WorkQueue
+from jobworker.queues import SeedOptions, SeedResult, WorkQueue
 from jobworker.runner import CommandRunner, ItemDelivery, check_command
 from jobworker.settings import add_setting
 from jobworker.stopping import StopRequest
@@ -234,7 +235,18 @@ def _add_coarse(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> 
     add_setting(parser, settings.PREFETCH, environ)
     add_setting(parser, settings.IDLE_SECONDS, environ)
     _add_grace(parser, environ, "its message")
-    _add_consumer_timeout(parser, environ, "the consumer argument x-consumer-timeout")
+    _add_consumer_timeout(parser, environ, "the consumer argument x-consumer-timeout (and with "
+                          "--seed-file, the queue argument of a queue the seed declares)")  # fmt: skip
+    parser.add_argument(
+        "--seed-file",
+        metavar="PATH",
+        default=environ.get(ENV_SEED_FILE) or None,
+        type=_text("--seed-file", ENV_SEED_FILE),
+        help="before taking a message, seed QUEUE with the items of this file (a JSON array, or one "
+        "per line) as `jobworker seed --file` does: every pod of a Job can run the same seed, only "
+        f"the first publishes, and the others wait for it to finish (env {ENV_SEED_FILE})",
+    )
+    add_setting(parser, settings.QUORUM, environ)
     _add_command(parser)
     parser.set_defaults(run=_run_coarse)
 
@@ -410,7 +422,13 @@ def _run_coarse(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCod
         return CommandRunner(command, args.deliver, stop, args.grace_seconds)
 
     runner_for(StopRequest())  # checks --deliver against the arguments before anything is taken
+    if args.quorum and not args.seed_file:
+        raise UsageError(f"--quorum applies to the queue a seed declares: give --seed-file ({ENV_SEED_FILE})")
     names = AmqpNames.for_queue(amqpqueue.validate_queue_name(args.queue))
+    if args.seed_file:
+        # In the worker's own process, not an init container: a pod per item would otherwise pay
+        # a second container and Python start for what is, after the first pod, one lookup.
+        _seed_from_file(args, environ)
     broker = amqpqueue.broker_from(args.amqp_url, environ, args.connect_timeout, "jobworker coarse")
     settings = CoarseSettings(
         max_attempts=args.max_attempts,
@@ -426,39 +444,60 @@ def _run_coarse(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCod
 
 
 # --- producers and operators: one body for either broker ------------------------------------------
+def _read_items_file(path: str, items_format: str) -> list[bytes]:
+    items = read_items(path, items_format)
+    if not items:
+        # Seeding nothing would seal an empty queue: its workers would finish at once, and the
+        # next seed, with the real items, would be refused as "sealed".
+        source = "stdin" if path == "-" else path
+        raise JobWorkerError(f"items file {source} holds no items: nothing seeded, the queue is untouched")
+    return items
+
+
 def _read_seed_items(args: argparse.Namespace) -> list[bytes]:
     if args.file and args.items:
         raise UsageError("give items either with --file or on the command line, not both")
     if args.file:
-        items = read_items(args.file, args.format)
-        if not items:
-            # Seeding nothing would seal an empty queue: its workers would finish at once, and the
-            # next seed, with the real items, would be refused as "sealed".
-            source = "stdin" if args.file == "-" else args.file
-            raise JobWorkerError(
-                f"items file {source} holds no items: nothing seeded, the queue is untouched"
-            )
-        return items
+        return _read_items_file(args.file, args.format)
     if not args.items:
         raise UsageError("no items given: pass them as arguments or with --file")
     return [os.fsencode(item) for item in args.items]
+
+
+def _seed_options(args: argparse.Namespace) -> SeedOptions:
+    return SeedOptions(
+        seal=getattr(args, "seal", True),
+        quorum=args.quorum,
+        consumer_timeout=args.consumer_timeout,
+        lock_seconds=args.connect_timeout,
+    )
+
+
+def _seed_from_file(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """`jobworker coarse --seed-file`: the seed `jobworker seed --file` would make, before working."""
+    items = _read_items_file(args.seed_file, "auto")
+    queue = _amqp_queue(args, environ, "coarse seed")
+    try:
+        result = queue.seed(items, _seed_options(args))
+    finally:
+        queue.close()
+    _log_seeded(queue, result)
 
 
 def _run_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
     open_queue = _queue_opener(args, environ)
     items = _read_seed_items(args)
     queue = open_queue("seed")
-    options = SeedOptions(
-        seal=args.seal,
-        quorum=args.quorum,
-        consumer_timeout=args.consumer_timeout,
-        lock_seconds=args.connect_timeout,
-    )
     try:
         bar = ProgressBar(f"seeding {queue.name}")
-        result = queue.seed(items, options, on_progress=bar.update)
+        result = queue.seed(items, _seed_options(args), on_progress=bar.update)
     finally:
         queue.close()
+    _log_seeded(queue, result)
+    return ExitCode.OK
+
+
+def _log_seeded(queue: WorkQueue, result: SeedResult) -> None:
     if result.already_seeded:
         log.info(
             "queue %r already holds these %d items from an earlier seed: nothing %s",
@@ -482,7 +521,6 @@ def _run_seed(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
             queue.name,
             "sealed" if result.sealed else "open (seal it with `jobworker seal`)",
         )
-    return ExitCode.OK
 
 
 def _run_status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:

@@ -63,6 +63,7 @@ ENV_PREFETCH = "PREFETCH"
 ENV_IDLE_SECONDS = "IDLE_SECONDS"
 ENV_CONSUMER_TIMEOUT = "CONSUMER_TIMEOUT"
 ENV_QUORUM = "QUORUM_QUEUE"  # `jobworker seed --quorum`: true, 1 or yes
+ENV_SEED_FILE = "SEED_FILE"  # `jobworker coarse --seed-file`: the items it seeds before it consumes
 
 # --- placeholders in a command's arguments ------------------------------------------------------
 PLACEHOLDER_ITEM = "{item}"
