@@ -202,7 +202,20 @@ def wait_for_job(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
             raise RuntimeError(f"job {name} failed: {job['status']}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"job {name} did not complete within {JOB_TIMEOUT} s")
+        _fail_on_missing_images(cluster, namespace, name)
         time.sleep(1)
+
+
+def _fail_on_missing_images(cluster: Cluster, namespace: str, job: str) -> None:
+    """A pod that cannot pull its image would keep the Job waiting until JOB_TIMEOUT."""
+    pods = cluster.json("get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={job}")
+    for pod in pods["items"]:
+        status_of = pod["status"]
+        statuses = (status_of.get("initContainerStatuses") or []) + (status_of.get("containerStatuses") or [])
+        for status in statuses:
+            reason = (status.get("state", {}).get("waiting") or {}).get("reason")
+            if reason in ("ErrImagePull", "ImagePullBackOff"):
+                raise RuntimeError(f"job {job}: pod {pod['metadata']['name']} cannot pull {status['image']}")
 
 
 def measure(
@@ -327,8 +340,9 @@ def _resp(commands: str) -> str:
 
 
 def ours_coarse(variant: str) -> Callable[[Cluster, str, int, int], Measure]:
-    """coarse-queue-job seeding its items itself (an init container in each pod, the chart's way),
-    or on a queue filled beforehand by one `jobworker seed` pod (the docs' way, with our seeder)."""
+    """coarse-queue-job seeding its items itself (every worker seeds before it takes its message,
+    the chart's way), or on a queue filled beforehand by one `jobworker seed` pod (the docs' way,
+    with our seeder)."""
 
     def run(cluster: Cluster, namespace: str, items: int, parallelism: int) -> Measure:
         started = time.time()
@@ -706,6 +720,9 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown patterns {', '.join(unknown)}: choose from {', '.join(CONTENDERS)}")
     local = Path(args.kubeconfig).resolve() == LOCAL_KUBECONFIG.resolve()
+    if local and not args.local_bin:
+        parser.error("on the local cluster, give --local-bin (or CLUSTER_BIN) to import the docs' images: "
+                     "make bench-cluster does")  # fmt: skip
     images = ImageMap.read(IMAGE_MAP) if local else None
     # On the local cluster the base is the stand-in for the official python image, else PYTHON_IMAGE.
     python_image = images.for_repository("docker.io/library/python") if images else args.python_image

@@ -131,8 +131,10 @@ ROLES = {
         "fine worker, handler", "fine-queue-worker", ("fine", "--handler", "jobworker.handlers:echo")
     ),
     "fine worker, command": Role("fine worker, command", "fine-queue-worker", ("fine", *PROGRAM)),
-    "coarse seed": Role("coarse seed", "coarse-queue-worker", SEED),
-    "coarse worker": Role("coarse worker", "coarse-queue-worker", ("coarse", *PROGRAM)),
+    # The chart's worker seeds the Job's items before it takes its message (the first pod publishes them).
+    "coarse worker": Role(
+        "coarse worker", "coarse-queue-worker", ("coarse", "--seed-file", "/items/items.json", *PROGRAM)
+    ),
     "indexed worker": Role(
         "indexed worker",
         "indexed-worker",
@@ -160,8 +162,7 @@ def measure_all() -> list[Usage]:
     with RabbitServer() as rabbit_server:
         env = {**rabbit_server.env(), "QUEUE_NAME": "q"}
         with items_file(COARSE_ITEMS) as path:
-            usages.append(run(ROLES["coarse seed"], env, path, COARSE_ITEMS))
-            usages.append(run(ROLES["coarse worker"], env, path, 1))
+            usages.append(run(ROLES["coarse worker"], env, path, COARSE_ITEMS))
     with items_file(200) as path:
         usages.append(run(ROLES["indexed worker"], {}, path, 1))
         usages.append(run(ROLES["indexed input"], {}, path, 1))

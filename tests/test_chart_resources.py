@@ -23,7 +23,6 @@ CONTAINERS = {
     ("fine-queue-job", "resources"): ("fine worker, handler", "fine worker, command"),
     ("fine-queue-job", "seed.resources"): ("fine seed",),
     ("coarse-queue-job", "resources"): ("coarse worker",),
-    ("coarse-queue-job", "seed.resources"): ("coarse seed",),
     ("indexed-job", "resources"): ("indexed worker",),
     ("indexed-job", "input.resources"): ("indexed input",),
 }

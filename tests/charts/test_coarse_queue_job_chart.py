@@ -40,12 +40,6 @@ def worker(manifests: Manifests) -> dict:
     return container
 
 
-def seed(manifests: Manifests) -> dict:
-    (container,) = pod_spec(manifests)["initContainers"]
-    assert container["name"] == "seed"
-    return container
-
-
 def values_of(container: dict) -> dict[str, str]:
     return {name: entry["value"] for name, entry in env_of(container).items() if "value" in entry}
 
@@ -121,6 +115,7 @@ def test_without_items_completions_are_given_and_the_queue_is_left_alone(helm: H
     assert job_spec(rendered)["completions"] == 3
     assert job_spec(rendered)["backoffLimit"] == 3 * 2 + 6
     assert "initContainers" not in pod_spec(rendered)
+    assert "SEED_FILE" not in env_of(worker(rendered))
     assert rendered.find("ConfigMap", f"{JOB}-items") is None
     assert {v["name"] for v in pod_spec(rendered)["volumes"]} == {"tmp"}
 
@@ -150,25 +145,22 @@ def test_worker_options_reach_the_environment(helm: Helm):
     assert env["LOG_LEVEL"] == "DEBUG"
     assert env["CONNECT_TIMEOUT"] == "90"
     assert env["CONSUMER_TIMEOUT"] == "7200"
-    assert values_of(seed(render(helm, values)))["CONSUMER_TIMEOUT"] == "7200", "the queue argument too"
     defaults = render(helm)
     assert "CONSUMER_TIMEOUT" not in values_of(worker(defaults)), "unset: the broker's consumer_timeout"
-    assert "CONSUMER_TIMEOUT" not in values_of(seed(defaults))
     for name in ("DRAIN", "PREFETCH", "IDLE_SECONDS"):
         assert name not in env_of(worker(defaults)), "one message per pod: never --drain"
 
 
-def test_quorum_queue_is_a_seed_option(helm: Helm):
-    rendered = render(helm, {"quorumQueue": True})
-    assert values_of(seed(rendered))["QUORUM_QUEUE"] == "true"
-    assert "QUORUM_QUEUE" not in env_of(worker(rendered))
-    assert "QUORUM_QUEUE" not in env_of(seed(render(helm)))
+def test_quorum_queue_is_how_the_worker_declares_the_queue_it_seeds(helm: Helm):
+    assert values_of(worker(render(helm, {"quorumQueue": True})))["QUORUM_QUEUE"] == "true"
+    assert "QUORUM_QUEUE" not in env_of(worker(render(helm)))
+    unseeded = helm.template(CHART, {"command": ["cat"], "completions": 3, "quorumQueue": True})
+    assert "QUORUM_QUEUE" not in env_of(worker(unseeded)), "no seed: the queue is someone else's"
 
 
 def test_chart_sets_only_variables_the_worker_reads(helm: Helm):
     rendered = render(helm, {"consumerTimeoutSeconds": 60, "quorumQueue": True})
-    for container in (seed(rendered), worker(rendered)):
-        assert set(env_of(container)) <= JOBWORKER_VARIABLES, container["name"]
+    assert set(env_of(worker(rendered))) <= JOBWORKER_VARIABLES
 
 
 def test_queue_name_defaults_to_the_release_full_name(helm: Helm):
@@ -185,7 +177,7 @@ def test_bundled_rabbitmq_is_reached_by_service_name_with_the_user_from_its_secr
     data = rendered.secret_data(RABBITMQ)
     assert set(data) >= {"rabbitmq-username", "rabbitmq-password"}
     test_pod = rendered.get("Pod", f"{JOB}-test-queue")["spec"]["containers"][0]
-    for container in (seed(rendered), worker(rendered), test_pod):
+    for container in (worker(rendered), test_pod):
         env = env_of(container)
         assert env["AMQP_URL"]["value"] == f"amqp://{RABBITMQ}:{port}/%2F", "no credentials in the URL"
         for name, key in (("AMQP_USERNAME", "rabbitmq-username"), ("AMQP_PASSWORD", "rabbitmq-password")):
@@ -256,23 +248,19 @@ def test_pod_labels_and_annotations_are_added_without_duplicate_keys(helm: Helm)
 
 
 # --- seeding ---------------------------------------------------------------------------------------
-def test_items_are_seeded_by_every_pod_from_a_config_map(helm: Helm):
+def test_items_are_seeded_by_every_worker_from_a_config_map(helm: Helm):
     rendered = render(helm, {"items": [*FRUITS, 42, "two\nlines"]})
     config_map = rendered.get("ConfigMap", f"{JOB}-items")
     assert json.loads(config_map["data"]["items.json"]) == [*FRUITS, 42, "two\nlines"]
     assert job_spec(rendered)["completions"] == len(FRUITS) + 2
-    container = seed(rendered)
-    assert container["image"] == worker(rendered)["image"]
-    assert container["command"] == ["jobworker", "seed", "--file", "/etc/jobworker/items/items.json"]
-    assert "args" not in container
+    assert "initContainers" not in pod_spec(rendered), "the worker seeds in its own process"
+    container = worker(rendered)
+    assert values_of(container)["SEED_FILE"] == "/etc/jobworker/items/items.json"
     assert {"name": "items", "mountPath": "/etc/jobworker/items", "readOnly": True} in container[
         "volumeMounts"
     ]
     volumes = {v["name"]: v for v in pod_spec(rendered)["volumes"]}
     assert volumes["items"] == {"name": "items", "configMap": {"name": f"{JOB}-items"}}
-    seed_env, worker_env = env_of(container), env_of(worker(rendered))
-    for name in ("AMQP_URL", "AMQP_USERNAME", "AMQP_PASSWORD", "QUEUE_NAME", "CONNECT_TIMEOUT"):
-        assert seed_env[name] == worker_env[name]
     annotations = job_spec(rendered)["template"]["metadata"]["annotations"]
     assert len(annotations["checksum/items"]) == 64
 
@@ -284,7 +272,7 @@ def test_items_file_is_seeded_verbatim_as_lines(helm: Helm, tmp_path: Path):
     assert rendered.get("ConfigMap", f"{JOB}-items")["data"] == {
         "items.txt": "apple\nbanana split\n\ncherry\n"
     }
-    assert seed(rendered)["command"][-1] == "/etc/jobworker/items/items.txt"
+    assert values_of(worker(rendered))["SEED_FILE"] == "/etc/jobworker/items/items.txt"
     assert job_spec(rendered)["completions"] == 3
 
 
@@ -296,9 +284,9 @@ def test_other_items_change_the_pod_template(helm: Helm):
 
 
 def test_seeding_design_is_explained_in_the_template():
-    """The choice of an init container in every pod is reasoned where it is made."""
+    """The choice of a seed in every worker is reasoned where it is made."""
     template = (CHART / "templates" / "job.yaml").read_text()
-    assert "Seeding runs as an init container of every worker pod, not as a separate Job or hook" in template
+    assert "in its own process rather\n        than in a separate Job, hook or init container" in template
     assert "QUEUE.seeding" in template
 
 
@@ -349,15 +337,14 @@ def test_ci_variants_stay_restricted_and_keep_passwords_in_secrets(helm: Helm, v
     assert_restricted(rendered)
     assert_secrets_only_in_secrets(rendered, public_keys={USERNAME_KEY})
     assert pod_spec(rendered)["automountServiceAccountToken"] is False
-    for container in (seed(rendered), worker(rendered)):
-        for name in ("AMQP_USERNAME", "AMQP_PASSWORD"):
-            assert "valueFrom" in env_of(container)[name], name
+    for name in ("AMQP_USERNAME", "AMQP_PASSWORD"):
+        assert "valueFrom" in env_of(worker(rendered))[name], name
 
 
 def test_pods_have_resource_requests_and_limits_by_default(helm: Helm):
     rendered = render(helm)
     test_pod = rendered.get("Pod", f"{JOB}-test-queue")["spec"]["containers"][0]
-    for container in (seed(rendered), worker(rendered), test_pod):
+    for container in (worker(rendered), test_pod):
         resources = container["resources"]
         assert set(resources["requests"]) == {"cpu", "memory"}, container["name"]
         assert set(resources["limits"]) == {"cpu", "memory"}, container["name"]
@@ -381,9 +368,9 @@ def test_pod_runs_as_the_image_user_with_a_writable_tmp(helm: Helm):
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["enableServiceLinks"] is False
     assert {"name": "tmp", "emptyDir": {}} in spec["volumes"]
-    for container in (seed(rendered), worker(rendered)):
-        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
-        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    container = worker(rendered)
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_pod_extras_reach_the_worker(helm: Helm):
@@ -393,7 +380,6 @@ def test_pod_extras_reach_the_worker(helm: Helm):
         "extraVolumes": [{"name": "out", "emptyDir": {}}],
         "extraVolumeMounts": [{"name": "out", "mountPath": "/out"}],
         "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi", "cpu": None}},
-        "seed": {"resources": {"requests": {"cpu": "10m"}}},
         "nodeSelector": {"pool": "batch"},
         "tolerations": [{"key": "spot", "operator": "Exists"}],
         "affinity": {"podAntiAffinity": {}},
@@ -412,12 +398,6 @@ def test_pod_extras_reach_the_worker(helm: Helm):
         "requests": {"cpu": "250m", "memory": defaults["resources"]["requests"]["memory"]},
         "limits": {"memory": "1Gi"},
     }
-    seed_defaults = defaults["seed"]["resources"]
-    assert seed(rendered)["resources"] == {
-        "requests": {**seed_defaults["requests"], "cpu": "10m"},
-        "limits": seed_defaults["limits"],
-    }
-    assert "OUTPUT" not in env_of(seed(rendered)), "the user's env is the worker's"
     assert spec["nodeSelector"] == {"pool": "batch"}
     assert spec["tolerations"] == values["tolerations"]
     assert spec["affinity"] == values["affinity"]
@@ -471,6 +451,7 @@ def test_notes_say_how_to_follow_the_job(helm: Helm):
     assert f"kubectl port-forward --namespace batch svc/{RABBITMQ} 5672:5672" in notes
     assert f"jobworker status --amqp-url amqp://127.0.0.1:5672/%2F --queue {JOB}" in notes
     assert f"-l job-name={JOB} -c worker" in notes
+    assert f"Every worker first seeds the queue with the {len(FRUITS)} items of `items`" in notes
     assert "Fill the queue" not in notes
 
 

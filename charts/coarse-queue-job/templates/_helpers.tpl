@@ -118,17 +118,10 @@ and password from their Secret (secretKeyRefs: they never appear in the manifest
 {{ include "jobworker-common.env.queue" (dict "context" . "queue" (include "coarse-queue-job.queueName" .)) }}
 {{- end }}
 
-{{/* x-consumer-timeout for the seed (on the queue) and the worker (on its consumer), when set. */}}
-{{- define "coarse-queue-job.consumerTimeoutEnv" -}}
-{{- if not (kindIs "invalid" .Values.consumerTimeoutSeconds) }}
-- name: CONSUMER_TIMEOUT
-  value: {{ .Values.consumerTimeoutSeconds | quote }}
-{{- end }}
-{{- end }}
-
-{{/* The seed's own options, as the environment variables `jobworker seed` reads. */}}
+{{/* With items, the seed the worker makes before it works: the items file and how to declare the queue. */}}
 {{- define "coarse-queue-job.seedEnv" -}}
-{{- include "coarse-queue-job.consumerTimeoutEnv" . }}
+- name: SEED_FILE
+  value: {{ include "jobworker-common.items.path" . | quote }}
 {{- if .Values.quorumQueue }}
 - name: QUORUM_QUEUE
   value: "true"
@@ -145,7 +138,10 @@ and password from their Secret (secretKeyRefs: they never appear in the manifest
   value: {{ .Values.graceSeconds | quote }}
 - name: ITEM_DELIVERY
   value: {{ .Values.delivery | quote }}
-{{- include "coarse-queue-job.consumerTimeoutEnv" . }}
+{{- if not (kindIs "invalid" .Values.consumerTimeoutSeconds) }}
+- name: CONSUMER_TIMEOUT
+  value: {{ .Values.consumerTimeoutSeconds | quote }}
+{{- end }}
 {{- end }}
 
 {{- define "coarse-queue-job.validateValues" -}}

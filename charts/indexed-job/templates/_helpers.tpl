@@ -162,7 +162,7 @@ and in the worker image, how the program gets its item and the log options.
 {{- define "indexed-job.itemsEnv" -}}
 {{- if include "jobworker-common.items.given" . }}
 - name: ITEMS_FILE
-  value: "{{ include "jobworker-common.items.dir" . }}/{{ include "jobworker-common.items.key" . }}"
+  value: {{ include "jobworker-common.items.path" . | quote }}
 - name: ITEMS_FORMAT
   value: {{ include "indexed-job.itemsFormat" . | quote }}
 {{- end }}
@@ -170,11 +170,7 @@ and in the worker image, how the program gets its item and the log options.
 
 {{/* The volume mounts of the container that reads the index and the items. */}}
 {{- define "indexed-job.indexMounts" -}}
-{{- if include "jobworker-common.items.given" . }}
-- name: items
-  mountPath: {{ include "jobworker-common.items.dir" . }}
-  readOnly: true
-{{- end }}
+{{- include "jobworker-common.items.volumeMount" . }}
 {{- if eq .Values.indexSource "downwardAPI" }}
 - name: index
   mountPath: {{ include "indexed-job.indexDir" . }}

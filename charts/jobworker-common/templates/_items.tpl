@@ -54,3 +54,17 @@ The number of items, counted as `jobworker` reads them: the entries of `items`, 
 {{- define "jobworker-common.items.key" -}}
 {{- if .Values.items }}items.json{{ else }}items.txt{{ end }}
 {{- end }}
+
+{{/* The items file as the pods see it. */}}
+{{- define "jobworker-common.items.path" -}}
+{{ include "jobworker-common.items.dir" . }}/{{ include "jobworker-common.items.key" . }}
+{{- end }}
+
+{{/* The read-only mount of the items, when the chart carries items. */}}
+{{- define "jobworker-common.items.volumeMount" -}}
+{{- if include "jobworker-common.items.given" . }}
+- name: items
+  mountPath: {{ include "jobworker-common.items.dir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}

@@ -1,7 +1,7 @@
 {{/*
 The parts of the Job charts (fine-queue-job, coarse-queue-job, indexed-job) they have in common:
 the Job's metadata and time limits, the annotations, worker container and volumes of its pods,
-the seed container of the queue charts, and the first step of their notes. The items they carry
+the seed container of fine-queue-job, and the first step of their notes. The items they carry
 are in _items.tpl, the rules of their pod failure policies in _podfailurepolicy.tpl.
 */}}
 
@@ -134,7 +134,7 @@ starts (`jobworker seed`, which pushes a list once however many pods run it): di
     - jobworker
     - seed
     - --file
-    - {{ include "jobworker-common.items.dir" $ }}/{{ include "jobworker-common.items.key" $ }}
+    - {{ include "jobworker-common.items.path" $ }}
   env:
     {{- .env | trim | nindent 4 }}
   {{- with $.Values.seed.resources }}
@@ -143,9 +143,7 @@ starts (`jobworker seed`, which pushes a list once however many pods run it): di
   {{- end }}
   {{- include "jobworker-common.pods.containerSecurityContext" $ | nindent 2 }}
   volumeMounts:
-    - name: items
-      mountPath: {{ include "jobworker-common.items.dir" $ }}
-      readOnly: true
+    {{- include "jobworker-common.items.volumeMount" $ | nindent 4 }}
     {{- include "jobworker-common.pods.tmpVolumeMount" $ | nindent 4 }}
 {{- end }}
 
