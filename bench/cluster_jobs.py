@@ -17,10 +17,12 @@ start their Job, ours is a `helm install` of the job chart pointed at that broke
 from the start (filling or install) to the Job's Complete condition, items per second, pods created,
 pod-seconds (the sum over pods of the time from their first container's start to their last one's
 end, as the kubelet reports it, to the second) and the idle part of it (a pod alive before its first
-item or after its last one, from the log's timestamps), the broker's peak memory, and the ratio
-ours/docs.
+item or after its last one, from the log's timestamps), the mean time from a pod's scheduling to its
+first item (what a pod per item pays per item), the broker's peak memory, and the ratio ours/docs.
+With --repeat N each size runs N times and every figure is the median: one run on a small shared
+machine can be several percent off.
 
-Usage: bench/cluster_jobs.py [--quick] [--json] [--kubeconfig PATH]
+Usage: bench/cluster_jobs.py [--quick] [--json] [--patterns P,...] [--items N,...] [--repeat N]
 It builds the docs' images (Docker) and, on the local cluster, imports them; elsewhere the cluster
 must be able to pull them (see --help).
 """
@@ -29,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,19 @@ class Measure:
     # From the first item's log line to the last one's, over all pods: the queue protocol's own
     # time, without the pods' start and end that the wall time includes.
     processing_seconds: float
+    # From a pod's scheduling to its first item's log line, the mean over pods: what starting a
+    # pod costs before it works (both times to the microsecond; a pod per item pays it per item).
+    start_seconds: float
+
+
+def median_of(measures: list[Measure]) -> Measure:
+    """Each field's median over repeated runs (the lower middle one for an even count): one run
+    on a shared machine can be off by several percent."""
+    values = {}
+    for entry in fields(Measure):
+        observed = [getattr(measure, entry.name) for measure in measures]
+        values[entry.name] = None if None in observed else statistics.median_low(observed)
+    return Measure(**values)
 
 
 @dataclass
@@ -87,7 +103,8 @@ class Run:
     ours: Measure
     docs: Measure
     variant: str = "worker image"
-    ratios: dict[str, float] = field(default_factory=dict)
+    repeats: int = 1
+    ratios: dict[str, float | None] = field(default_factory=dict)
 
 
 class Cluster:
@@ -218,6 +235,17 @@ def _fail_on_missing_images(cluster: Cluster, namespace: str, job: str) -> None:
                 raise RuntimeError(f"job {job}: pod {pod['metadata']['name']} cannot pull {status['image']}")
 
 
+def scheduled_at(cluster: Cluster, namespace: str) -> dict[str, float]:
+    """When the scheduler bound each pod, from its Scheduled events: those carry microseconds,
+    where a pod's own timestamps are whole seconds."""
+    events = cluster.json("get", "events.events.k8s.io", "-n", namespace)["items"]
+    return {
+        event["regarding"]["name"]: _time(event["eventTime"])
+        for event in events
+        if event.get("reason") == "Scheduled" and event.get("eventTime")
+    }
+
+
 def measure(
     cluster: Cluster,
     namespace: str,
@@ -235,8 +263,10 @@ def measure(
     pods = cluster.json("get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={job_name}")[
         "items"
     ]
+    scheduled = scheduled_at(cluster, namespace)
     pod_seconds = idle = end_idle = 0.0
     items_done = 0
+    starts = []
     first_item, last_item = float("inf"), float("-inf")
     for pod in pods:
         statuses = [
@@ -261,6 +291,8 @@ def measure(
             idle += end - begin
             continue
         first_item, last_item = min(first_item, *stamps), max(last_item, *stamps)
+        name = pod["metadata"]["name"]
+        starts.append(min(stamps) - scheduled.get(name, _time(pod["metadata"]["creationTimestamp"])))
         # The end of the wait after the last item: the worker's last log line (to the nanosecond),
         # which it writes as it exits.
         waited = max(stamp for stamp, _ in stamped) - max(stamps)
@@ -268,7 +300,15 @@ def measure(
         idle += max(min(stamps) - begin, 0.0) + waited
     processing = max(last_item - first_item, 0.0)
     return Measure(
-        finished - started, len(pods), pod_seconds, idle, end_idle, peak.peak, items_done, processing
+        finished - started,
+        len(pods),
+        pod_seconds,
+        idle,
+        end_idle,
+        peak.peak,
+        items_done,
+        processing,
+        statistics.mean(starts) if starts else 0.0,
     )
 
 
@@ -540,7 +580,7 @@ CONTENDERS: dict[str, list[tuple[str, Callable, Callable]]] = {
 
 def run_pair(
     cluster: Cluster, pattern: str, contenders: tuple[Callable, Callable], items: int, parallelism: int
-) -> Run:
+) -> tuple[Measure, Measure]:
     """Ours, then the docs' original, one after the other in one namespace, on one broker started
     first and not timed (each uses a queue of its own)."""
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
@@ -548,10 +588,28 @@ def run_pair(
     try:
         start_broker(cluster, namespace, pattern)
         ours, docs = contenders
-        return Run(pattern, items, parallelism, ours(cluster, namespace, items, parallelism),
-                   docs(cluster, namespace, items, parallelism))  # fmt: skip
+        return ours(cluster, namespace, items, parallelism), docs(cluster, namespace, items, parallelism)
     finally:
         cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=300s", check=False)
+
+
+def run_size(cluster: Cluster, pattern: str, variant: str, size: tuple[int, int], repeats: int) -> Run:
+    """One size of a pattern's variant: `repeats` pairs, each in a fresh namespace, each figure
+    the median over them."""
+    items, parallelism = size
+    _, ours, docs = next(entry for entry in CONTENDERS[pattern] if entry[0] == variant)
+    pairs = [run_pair(cluster, pattern, (ours, docs), items, parallelism) for _ in range(repeats)]
+    run = Run(
+        pattern,
+        items,
+        parallelism,
+        median_of([pair[0] for pair in pairs]),
+        median_of([pair[1] for pair in pairs]),
+        variant,
+        repeats,
+    )
+    run.ratios = ratios(run)
+    return run
 
 
 # --- setting up and reporting ----------------------------------------------------------------------
@@ -592,9 +650,10 @@ def build_docs_images(python_image: str, local_bin: str | None) -> None:
         )
 
 
-def ratios(run: Run) -> dict[str, float]:
-    def ratio(ours: float, docs: float) -> float:
-        return round(ours / docs, 3) if docs else float("nan")
+def ratios(run: Run) -> dict[str, float | None]:
+    def ratio(ours: float, docs: float) -> float | None:
+        # None (JSON null) where the docs' figure is 0: NaN is not JSON, and jq refuses it.
+        return round(ours / docs, 3) if docs else None
 
     return {
         "seconds": ratio(run.ours.seconds, run.docs.seconds),
@@ -602,6 +661,7 @@ def ratios(run: Run) -> dict[str, float]:
         "idle_pod_seconds": ratio(run.ours.idle_pod_seconds, run.docs.idle_pod_seconds),
         "end_idle_pod_seconds": ratio(run.ours.end_idle_pod_seconds, run.docs.end_idle_pod_seconds),
         "processing_seconds": ratio(run.ours.processing_seconds, run.docs.processing_seconds),
+        "start_seconds": ratio(run.ours.start_seconds, run.docs.start_seconds),
     }
 
 
@@ -610,6 +670,7 @@ def as_json(run: Run) -> dict[str, Any]:
         "pattern": run.pattern if run.variant == "worker image" else f"{run.pattern} ({run.variant})",
         "items": run.items,
         "parallelism": run.parallelism,
+        "repeats": run.repeats,
         "ours_seconds": round(run.ours.seconds, 2),
         "docs_seconds": round(run.docs.seconds, 2),
         "ours_items_per_second": round(run.items / run.ours.seconds, 1),
@@ -626,10 +687,16 @@ def as_json(run: Run) -> dict[str, Any]:
         "docs_broker_peak_bytes": run.docs.broker_peak_bytes,
         "ours_processing_seconds": round(run.ours.processing_seconds, 2),
         "docs_processing_seconds": round(run.docs.processing_seconds, 2),
+        "ours_start_seconds": round(run.ours.start_seconds, 3),
+        "docs_start_seconds": round(run.docs.start_seconds, 3),
         "ours_items_done": run.ours.items_done,
         "docs_items_done": run.docs.items_done,
         "ratios": run.ratios,
     }
+
+
+def _shown(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}"
 
 
 # The table's columns: title, and how to show a run (one entry of `runs`) in it.
@@ -646,11 +713,12 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
             ("idle_pod_seconds", "idle", ".0f"),
             ("end_idle_pod_seconds", "end idle", ".2f"),
             ("processing_seconds", "items s", ".2f"),
+            ("start_seconds", "start s", ".2f"),
         )
         for who in ("ours", "docs")
     ),
-    ("ratio s", lambda run: f"{run['ratios']['seconds']:.2f}"),
-    ("ratio pod-s", lambda run: f"{run['ratios']['pod_seconds']:.2f}"),
+    ("ratio s", lambda run: _shown(run["ratios"]["seconds"])),
+    ("ratio pod-s", lambda run: _shown(run["ratios"]["pod_seconds"])),
     ("broker MB ours/docs", lambda run: "/".join(
         f"{run[f'{who}_broker_peak_bytes'] / 1e6:.0f}" if run[f"{who}_broker_peak_bytes"] else "-"
         for who in ("ours", "docs")
@@ -688,12 +756,30 @@ def growth_lines(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def item_counts(text: str) -> set[int]:
+    try:
+        return {int(count) for count in text.split(",")}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give item counts such as 100 or 20,100") from None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="one small run per pattern (for a test)")
     parser.add_argument("--json", action="store_true", help="one JSON object with a list `runs`")
+    parser.add_argument(
+        "--items",
+        type=item_counts,
+        help="only the sizes with these item counts, comma-separated (default: every size)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each size this many times and report each figure's median (default: 1)",
+    )
     parser.add_argument(
         "--patterns",
         default=",".join(CONTENDERS),
@@ -726,15 +812,21 @@ def main() -> int:
     images = ImageMap.read(IMAGE_MAP) if local else None
     # On the local cluster the base is the stand-in for the official python image, else PYTHON_IMAGE.
     python_image = images.for_repository("docker.io/library/python") if images else args.python_image
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: give 1 or more")
+    sizes = [
+        (pattern, items, parallelism)
+        for pattern, items, parallelism in (QUICK if args.quick else FULL)
+        if pattern in patterns and (args.items is None or items in args.items)
+    ]
+    if not sizes:
+        parser.error("no size of these patterns has those --items")
     build_docs_images(python_image, args.local_bin if local else None)
     cluster = Cluster(args.kubeconfig, args.kubectl, args.helm, images)
     runs = []
-    sizes = [size for size in (QUICK if args.quick else FULL) if size[0] in patterns]
     for pattern, items, parallelism in sizes:
-        for variant, ours, docs in CONTENDERS[pattern]:
-            run = run_pair(cluster, pattern, (ours, docs), items, parallelism)
-            run.variant = variant
-            run.ratios = ratios(run)
+        for variant, _, _ in CONTENDERS[pattern]:
+            run = run_size(cluster, pattern, variant, (items, parallelism), args.repeat)
             runs.append(as_json(run))
             if not args.json:
                 print(

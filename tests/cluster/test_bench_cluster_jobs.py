@@ -9,6 +9,7 @@ from tests.cluster.conftest import make
 FIELDS = {
     "pattern", "items", "parallelism", "ours_seconds", "docs_seconds", "ours_pod_seconds", "docs_pod_seconds",
     "ours_idle_pod_seconds", "docs_idle_pod_seconds", "ours_processing_seconds", "docs_processing_seconds",
+    "ours_start_seconds", "docs_start_seconds", "repeats",
 }  # fmt: skip
 
 
@@ -25,4 +26,8 @@ def test_the_quick_benchmark_runs_every_pattern_against_the_docs(local_cluster: 
         assert run["ours_items_done"] == run["docs_items_done"] == run["items"], run  # every item, both sides
         assert run["ours_seconds"] > 0
         assert run["docs_seconds"] > 0
+        # A pod's first item comes after its scheduling and before the Job is complete.
+        assert 0 < run["ours_start_seconds"] < run["ours_seconds"], run
+        assert 0 < run["docs_start_seconds"] < run["docs_seconds"], run
+        assert run["repeats"] == 1
     assert report["cluster"].startswith("v1.")
