@@ -593,11 +593,17 @@ def run_pair(
         cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=300s", check=False)
 
 
-def run_size(cluster: Cluster, pattern: str, variant: str, size: tuple[int, int], repeats: int) -> Run:
-    """One size of a pattern's variant: `repeats` pairs, each in a fresh namespace, each figure
-    the median over them."""
+def run_size(
+    cluster: Cluster,
+    pattern: str,
+    contenders: tuple[str, Callable, Callable],
+    size: tuple[int, int],
+    repeats: int,
+) -> Run:
+    """One size of a pattern's variant (an entry of CONTENDERS): `repeats` pairs, each in a fresh
+    namespace, each figure the median over them."""
     items, parallelism = size
-    _, ours, docs = next(entry for entry in CONTENDERS[pattern] if entry[0] == variant)
+    variant, ours, docs = contenders
     pairs = [run_pair(cluster, pattern, (ours, docs), items, parallelism) for _ in range(repeats)]
     run = Run(
         pattern,
@@ -825,8 +831,8 @@ def main() -> int:
     cluster = Cluster(args.kubeconfig, args.kubectl, args.helm, images)
     runs = []
     for pattern, items, parallelism in sizes:
-        for variant, _, _ in CONTENDERS[pattern]:
-            run = run_size(cluster, pattern, variant, (items, parallelism), args.repeat)
+        for contenders in CONTENDERS[pattern]:
+            run = run_size(cluster, pattern, contenders, (items, parallelism), args.repeat)
             runs.append(as_json(run))
             if not args.json:
                 print(
