@@ -122,19 +122,18 @@ def items_file(count: int) -> Iterator[Path]:
         yield path
 
 
-SEED = ("seed", "--file", "/items/items.json")
+SEED_FILE = ("--seed-file", "/items/items.json")
 # The program a command runs per item: a small Python program, as the docs' own workers are.
 PROGRAM = ("--", "python3", "-c", "import sys; sys.stdout.write(sys.stdin.read())")
-FINE_SEED = Role("fine seed", "fine-queue-worker", SEED)
+# The charts' workers seed the Job's items before they work (the first pod pushes or publishes them).
 ROLES = {
     "fine worker, handler": Role(
-        "fine worker, handler", "fine-queue-worker", ("fine", "--handler", "jobworker.handlers:echo")
+        "fine worker, handler",
+        "fine-queue-worker",
+        ("fine", *SEED_FILE, "--handler", "jobworker.handlers:echo"),
     ),
-    "fine worker, command": Role("fine worker, command", "fine-queue-worker", ("fine", *PROGRAM)),
-    # The chart's worker seeds the Job's items before it takes its message (the first pod publishes them).
-    "coarse worker": Role(
-        "coarse worker", "coarse-queue-worker", ("coarse", "--seed-file", "/items/items.json", *PROGRAM)
-    ),
+    "fine worker, command": Role("fine worker, command", "fine-queue-worker", ("fine", *SEED_FILE, *PROGRAM)),
+    "coarse worker": Role("coarse worker", "coarse-queue-worker", ("coarse", *SEED_FILE, *PROGRAM)),
     "indexed worker": Role(
         "indexed worker",
         "indexed-worker",
@@ -153,11 +152,9 @@ def measure_all() -> list[Usage]:
     with tempfile.TemporaryDirectory() as directory, RedisServer(Path(directory)) as redis_server:
         env = {"REDIS_URL": redis_server.url, "QUEUE_NAME": "q"}
         with items_file(FINE_ITEMS) as path:
-            usages.append(run(FINE_SEED, env, path, FINE_ITEMS))
             usages.append(run(ROLES["fine worker, handler"], env, path, FINE_ITEMS))
         env["QUEUE_NAME"] = "commands"
         with items_file(COMMAND_ITEMS) as path:
-            run(FINE_SEED, env, path, COMMAND_ITEMS)
             usages.append(run(ROLES["fine worker, command"], env, path, COMMAND_ITEMS))
     with RabbitServer() as rabbit_server:
         env = {**rabbit_server.env(), "QUEUE_NAME": "q"}

@@ -21,7 +21,6 @@ MIB = 2**20
 # Each chart's containers: the values key of their resources, and the roles measured for them.
 CONTAINERS = {
     ("fine-queue-job", "resources"): ("fine worker, handler", "fine worker, command"),
-    ("fine-queue-job", "seed.resources"): ("fine seed",),
     ("coarse-queue-job", "resources"): ("coarse worker",),
     ("indexed-job", "resources"): ("indexed worker",),
     ("indexed-job", "input.resources"): ("indexed input",),

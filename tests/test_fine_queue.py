@@ -9,6 +9,7 @@ import collections
 import json
 import os
 import random
+import re
 import select
 import signal
 import subprocess
@@ -239,6 +240,40 @@ def test_a_killed_seed_resumes_without_duplicates(redis_server, redis_env, tmp_p
     assert client.llen("big") == total
     assert client.lrange("big", -3, -1) == [b"1999997", b"1999998", b"1999999"]
     assert client.lindex("big", pushed_when_killed) == b"%d" % pushed_when_killed
+
+
+def test_workers_that_seed_first_push_the_items_once_and_share_them(redis_env, tmp_path):
+    """The chart's pods: each runs the same seed in its worker, then leases. Started together,
+    their seeds push every item once between them, and no worker finishes before all are in."""
+    items = [f"item-{n:05d}" for n in range(5000)]
+    items_file = tmp_path / "items.json"
+    items_file.write_text(json.dumps(items))
+    record = tmp_path / "record"
+    env = {**redis_env, "RECORD_FILE": str(record), "SEED_FILE": str(items_file), "WAIT_FOR_SEAL": "true"}
+    workers = [start_jobworker(["fine", "--queue", "seeded", "--handler", RECORD], env) for _ in range(3)]
+    logs = [worker.communicate(timeout=120)[1].decode() for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0], logs
+    assert sorted(read_records(record)) == [item.encode() for item in items]
+    pushed = [re.search(r"pushed (\d+) items|(nothing pushed)", log) for log in logs]
+    assert all(pushed), logs
+    assert sum(int(match[1] or 0) for match in pushed) == len(items), logs
+
+    again = fine(env, "seeded", "--handler", RECORD)  # a retried pod: nothing twice
+    assert again.returncode == 0, again.stderr.decode()
+    assert b"already holds these 5000 items" in again.stderr
+    assert len(read_records(record)) == len(items)
+
+
+@pytest.mark.parametrize(
+    ("seed_file", "message"),
+    [("/no/such/file", "cannot read items file /no/such/file"), ("/dev/null", "/dev/null holds no items")],
+)
+def test_a_bad_seed_file_is_one_line_and_loses_nothing(redis_env, seed_file, message):
+    seed(redis_env, "kept", "precious")
+    result = fine(redis_env, "kept", "--seed-file", seed_file, "--", "true")
+    assert result.returncode == 1
+    assert message in one_line_error(result)
+    assert status(redis_env, "kept")["pending"] == 1
 
 
 def test_new_items_for_a_sealed_queue_are_refused(redis_env):

@@ -34,12 +34,6 @@ def worker(manifests: Manifests) -> dict:
     return container
 
 
-def seed(manifests: Manifests) -> dict:
-    (container,) = pod_spec(manifests)["initContainers"]
-    assert container["name"] == "seed"
-    return container
-
-
 def values_of(container: dict) -> dict[str, str]:
     return {name: entry["value"] for name, entry in env_of(container).items() if "value" in entry}
 
@@ -111,8 +105,7 @@ def test_handler_replaces_the_command(helm: Helm):
 
 def test_chart_sets_only_variables_the_worker_reads(helm: Helm):
     rendered = render(helm, {"items": ["a"], "batchSize": 2, "waitForSeal": True})
-    for container in (seed(rendered), worker(rendered)):
-        assert set(env_of(container)) <= JOBWORKER_VARIABLES, container["name"]
+    assert set(env_of(worker(rendered))) <= JOBWORKER_VARIABLES
 
 
 def test_queue_name_defaults_to_the_release_full_name(helm: Helm):
@@ -129,7 +122,7 @@ def test_bundled_redis_is_reached_by_service_name_with_the_password_from_its_sec
     password_key = "redis-password"  # noqa: S105 - the key's name in the redis chart's Secret
     assert password_key in rendered.secret_data(REDIS)
     test_pod = rendered.get("Pod", f"{JOB}-test-queue")["spec"]["containers"][0]
-    for container in (seed(rendered), worker(rendered), test_pod):
+    for container in (worker(rendered), test_pod):
         env = env_of(container)
         assert env["REDIS_URL"]["value"] == f"redis://{REDIS}:{service['spec']['ports'][0]['port']}/0"
         assert env["REDIS_PASSWORD"] == {
@@ -202,23 +195,19 @@ def test_pod_labels_and_annotations_are_added_without_duplicate_keys(helm: Helm)
 
 
 # --- seeding ---------------------------------------------------------------------------------------
-def test_items_are_seeded_by_every_pod_from_a_config_map(helm: Helm):
+def test_items_are_seeded_by_every_worker_from_a_config_map(helm: Helm):
     rendered = render(helm, {"items": [*FRUITS, 42, "two\nlines"]})
     config_map = rendered.get("ConfigMap", f"{JOB}-items")
     assert json.loads(config_map["data"]["items.json"]) == [*FRUITS, 42, "two\nlines"]
-    container = seed(rendered)
-    assert container["image"] == worker(rendered)["image"]
-    assert container["command"] == ["jobworker", "seed", "--file", "/etc/jobworker/items/items.json"]
-    assert "args" not in container
+    assert "initContainers" not in pod_spec(rendered), "the worker seeds in its own process"
+    container = worker(rendered)
+    assert values_of(container)["SEED_FILE"] == "/etc/jobworker/items/items.json"
     assert {"name": "items", "mountPath": "/etc/jobworker/items", "readOnly": True} in container[
         "volumeMounts"
     ]
     volumes = {v["name"]: v for v in pod_spec(rendered)["volumes"]}
     assert volumes["items"] == {"name": "items", "configMap": {"name": f"{JOB}-items"}}
-    seed_env, worker_env = values_of(container), values_of(worker(rendered))
-    for name in ("REDIS_URL", "QUEUE_NAME", "CONNECT_TIMEOUT"):
-        assert seed_env[name] == worker_env[name]
-    assert worker_env["WAIT_FOR_SEAL"] == "true"
+    assert values_of(container)["WAIT_FOR_SEAL"] == "true"
     annotations = rendered.get("Job", JOB)["spec"]["template"]["metadata"]["annotations"]
     assert len(annotations["checksum/items"]) == 64
 
@@ -230,7 +219,7 @@ def test_items_file_is_seeded_verbatim_as_lines(helm: Helm, tmp_path: Path):
     assert rendered.get("ConfigMap", f"{JOB}-items")["data"] == {
         "items.txt": "apple\nbanana split\n\ncherry\n"
     }
-    assert seed(rendered)["command"][-1] == "/etc/jobworker/items/items.txt"
+    assert values_of(worker(rendered))["SEED_FILE"] == "/etc/jobworker/items/items.txt"
 
 
 def test_other_items_change_the_pod_template(helm: Helm):
@@ -240,11 +229,19 @@ def test_other_items_change_the_pod_template(helm: Helm):
     assert first["metadata"]["annotations"] != second["metadata"]["annotations"]
 
 
+def test_seeding_design_is_explained_in_the_template():
+    """The choice of a seed in every worker is reasoned where it is made."""
+    template = (CHART / "templates" / "job.yaml").read_text()
+    assert "in its own process rather than in a\n        separate Job, hook or init container" in template
+    assert "restartPolicy OnFailure" in template
+
+
 def test_without_items_the_chart_leaves_the_queue_alone(helm: Helm):
     rendered = render(helm)
     assert rendered.all("ConfigMap") == [rendered.get("ConfigMap", REDIS)]
-    assert "initContainers" not in pod_spec(rendered)
+    assert "SEED_FILE" not in env_of(worker(rendered))
     assert {v["name"] for v in pod_spec(rendered)["volumes"]} == {"tmp"}
+    assert [mount["name"] for mount in worker(rendered)["volumeMounts"]] == ["tmp"]
 
 
 # --- pod failure policy ----------------------------------------------------------------------------
@@ -303,7 +300,7 @@ def test_ci_variants_stay_restricted_and_keep_passwords_in_secrets(helm: Helm, v
 def test_pods_have_resource_requests_and_limits_by_default(helm: Helm):
     rendered = render(helm, {"items": ["a"]})
     test_pod = rendered.get("Pod", f"{JOB}-test-queue")["spec"]["containers"][0]
-    for container in (seed(rendered), worker(rendered), test_pod):
+    for container in (worker(rendered), test_pod):
         resources = container["resources"]
         assert set(resources["requests"]) == {"cpu", "memory"}, container["name"]
         assert set(resources["limits"]) == {"cpu", "memory"}, container["name"]
@@ -328,9 +325,9 @@ def test_pod_runs_as_the_image_user_with_a_writable_tmp(helm: Helm):
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["enableServiceLinks"] is False
     assert {"name": "tmp", "emptyDir": {}} in spec["volumes"]
-    for container in (seed(rendered), worker(rendered)):
-        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
-        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    container = worker(rendered)
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_pod_extras_reach_the_worker(helm: Helm):
@@ -340,7 +337,6 @@ def test_pod_extras_reach_the_worker(helm: Helm):
         "extraVolumes": [{"name": "out", "emptyDir": {}}],
         "extraVolumeMounts": [{"name": "out", "mountPath": "/out"}],
         "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi", "cpu": None}},
-        "seed": {"resources": {"requests": {"cpu": "10m"}}},
         "nodeSelector": {"pool": "batch"},
         "tolerations": [{"key": "spot", "operator": "Exists"}],
         "affinity": {"podAntiAffinity": {}},
@@ -360,11 +356,6 @@ def test_pod_extras_reach_the_worker(helm: Helm):
     assert container["resources"] == {
         "requests": {"cpu": "250m", "memory": defaults["resources"]["requests"]["memory"]},
         "limits": {"memory": "1Gi"},
-    }
-    seed_defaults = defaults["seed"]["resources"]
-    assert seed(rendered)["resources"] == {
-        "requests": {**seed_defaults["requests"], "cpu": "10m"},
-        "limits": seed_defaults["limits"],
     }
     assert spec["nodeSelector"] == {"pool": "batch"}
     assert spec["tolerations"] == values["tolerations"]

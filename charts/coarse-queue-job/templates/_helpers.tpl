@@ -120,8 +120,7 @@ and password from their Secret (secretKeyRefs: they never appear in the manifest
 
 {{/* With items, the seed the worker makes before it works: the items file and how to declare the queue. */}}
 {{- define "coarse-queue-job.seedEnv" -}}
-- name: SEED_FILE
-  value: {{ include "jobworker-common.items.path" . | quote }}
+{{ include "jobworker-common.items.seedFileEnv" . }}
 {{- if .Values.quorumQueue }}
 - name: QUORUM_QUEUE
   value: "true"

@@ -1,7 +1,7 @@
 {{/*
 The Redis list of the release and how `jobworker fine` reaches it, the worker's options and the
 checks of its values (validateValues, checkovSkips). jobworker-common renders what the three Job
-charts share: names, labels, the Job's metadata, its pods' worker and seed containers.
+charts share: names, labels, the Job's metadata, its pods' worker container.
 */}}
 {{- define "fine-queue-job.fullname" -}}{{ include "jobworker-common.names.fullname" . }}{{- end }}
 
@@ -101,8 +101,8 @@ password from its Secret (a secretKeyRef: it never appears in the manifest).
 - name: WAIT_SECONDS
   value: {{ .Values.waitSeconds | quote }}
 {{- /*
-When the chart seeds, its seed container has sealed the queue before the worker starts; waiting
-for the seal anyway keeps a worker from taking a queue that lost its keys (a Redis restarted
+When the chart seeds, the worker's own seed has sealed the queue before it leases; waiting
+for the seal anyway keeps a worker from taking a queue that lost its keys since (a Redis restarted
 without persistence) for a finished one: it waits, exits 4 after waitSeconds, and the pod that
 replaces it seeds the items again.
 */}}

@@ -68,3 +68,12 @@ The number of items, counted as `jobworker` reads them: the entries of `items`, 
   readOnly: true
 {{- end }}
 {{- end }}
+
+{{/*
+The environment of a queue chart's worker that seeds the queue with the items before it works
+(`jobworker fine|coarse --seed-file`).
+*/}}
+{{- define "jobworker-common.items.seedFileEnv" -}}
+- name: SEED_FILE
+  value: {{ include "jobworker-common.items.path" . | quote }}
+{{- end }}

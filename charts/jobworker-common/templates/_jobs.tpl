@@ -1,7 +1,7 @@
 {{/*
 The parts of the Job charts (fine-queue-job, coarse-queue-job, indexed-job) they have in common:
 the Job's metadata and time limits, the annotations, worker container and volumes of its pods,
-the seed container of fine-queue-job, and the first step of their notes. The items they carry
+and the first step of their notes. The items they carry
 are in _items.tpl, the rules of their pod failure policies in _podfailurepolicy.tpl.
 */}}
 
@@ -118,33 +118,6 @@ and extraVolumes).
 {{- with $.Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
-{{- end }}
-
-{{/*
-The init container of a queue chart that puts the items in the queue before its pod's worker
-starts (`jobworker seed`, which pushes a list once however many pods run it): dict "context" $
-"env" YAML (where the queue is, and the seed's options).
-*/}}
-{{- define "jobworker-common.jobs.seedContainer" -}}
-{{- $ := .context -}}
-- name: seed
-  image: {{ include "jobworker-common.images.image" (dict "image" $.Values.image "chart" $.Chart) }}
-  imagePullPolicy: {{ $.Values.image.pullPolicy }}
-  command:
-    - jobworker
-    - seed
-    - --file
-    - {{ include "jobworker-common.items.path" $ }}
-  env:
-    {{- .env | trim | nindent 4 }}
-  {{- with $.Values.seed.resources }}
-  resources:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- include "jobworker-common.pods.containerSecurityContext" $ | nindent 2 }}
-  volumeMounts:
-    {{- include "jobworker-common.items.volumeMount" $ | nindent 4 }}
-    {{- include "jobworker-common.pods.tmpVolumeMount" $ | nindent 4 }}
 {{- end }}
 
 {{/*

@@ -130,6 +130,7 @@ def _add_fine(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> No
     _add_wait(parser, environ, "on an open (unsealed) queue, give up (exit 4) after this long without work")
     add_setting(parser, settings.WAIT_FOR_SEAL, environ)
     _add_grace(parser, environ, "its items")
+    _add_seed_file(parser, environ, "leasing items")
     _add_command(parser)
     parser.set_defaults(run=_run_fine)
 
@@ -208,6 +209,18 @@ def _add_consumer_timeout(parser: argparse.ArgumentParser, environ: Mapping[str,
     add_setting(parser, settings.CONSUMER_TIMEOUT, environ, what=what)
 
 
+def _add_seed_file(parser: argparse.ArgumentParser, environ: Mapping[str, str], before: str) -> None:
+    parser.add_argument(
+        "--seed-file",
+        metavar="PATH",
+        default=environ.get(ENV_SEED_FILE) or None,
+        type=_text("--seed-file", ENV_SEED_FILE),
+        help=f"before {before}, seed QUEUE with the items of this file (a JSON array, or one per line) "
+        "as `jobworker seed --file` does: every pod of a Job can run the same seed, the items go in "
+        f"once, and no worker starts before all of them are in (env {ENV_SEED_FILE})",
+    )
+
+
 def _add_coarse(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> None:
     parser = sub.add_parser(
         "coarse",
@@ -237,15 +250,7 @@ def _add_coarse(sub: argparse._SubParsersAction, environ: Mapping[str, str]) -> 
     _add_grace(parser, environ, "its message")
     _add_consumer_timeout(parser, environ, "the consumer argument x-consumer-timeout (and with "
                           "--seed-file, the queue argument of a queue the seed declares)")  # fmt: skip
-    parser.add_argument(
-        "--seed-file",
-        metavar="PATH",
-        default=environ.get(ENV_SEED_FILE) or None,
-        type=_text("--seed-file", ENV_SEED_FILE),
-        help="before taking a message, seed QUEUE with the items of this file (a JSON array, or one "
-        "per line) as `jobworker seed --file` does: every pod of a Job can run the same seed, only "
-        f"the first publishes, and the others wait for it to finish (env {ENV_SEED_FILE})",
-    )
+    _add_seed_file(parser, environ, "taking a message")
     add_setting(parser, settings.QUORUM, environ)
     _add_command(parser)
     parser.set_defaults(run=_run_coarse)
@@ -389,6 +394,9 @@ def _run_fine(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
         batch_size = args.batch_size or DEFAULT_BATCH_SIZE_COMMAND
     queue = _redis_queue(args, environ)
     queue.warn_unless_noeviction()
+    if args.seed_file:
+        # In the worker's own process, as coarse does (see _run_coarse), on the worker's connection.
+        _seed_from_file(args, queue)
     settings = FineSettings(
         batch_size=batch_size,
         lease_seconds=args.lease_seconds,
@@ -428,7 +436,11 @@ def _run_coarse(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCod
     if args.seed_file:
         # In the worker's own process, not an init container: a pod per item would otherwise pay
         # a second container and Python start for what is, after the first pod, one lookup.
-        _seed_from_file(args, environ)
+        seed_queue = _amqp_queue(args, environ, "coarse seed")
+        try:
+            _seed_from_file(args, seed_queue)
+        finally:
+            seed_queue.close()
     broker = amqpqueue.broker_from(args.amqp_url, environ, args.connect_timeout, "jobworker coarse")
     settings = CoarseSettings(
         max_attempts=args.max_attempts,
@@ -467,20 +479,15 @@ def _read_seed_items(args: argparse.Namespace) -> list[bytes]:
 def _seed_options(args: argparse.Namespace) -> SeedOptions:
     return SeedOptions(
         seal=getattr(args, "seal", True),
-        quorum=args.quorum,
-        consumer_timeout=args.consumer_timeout,
+        quorum=getattr(args, "quorum", False),  # the options of RabbitMQ, which `fine` has not
+        consumer_timeout=getattr(args, "consumer_timeout", None),
         lock_seconds=args.connect_timeout,
     )
 
 
-def _seed_from_file(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
-    """`jobworker coarse --seed-file`: the seed `jobworker seed --file` would make, before working."""
-    items = _read_items_file(args.seed_file, "auto")
-    queue = _amqp_queue(args, environ, "coarse seed")
-    try:
-        result = queue.seed(items, _seed_options(args))
-    finally:
-        queue.close()
+def _seed_from_file(args: argparse.Namespace, queue: WorkQueue) -> None:
+    """A worker's --seed-file: the seed `jobworker seed --file` would make, before it works."""
+    result = queue.seed(_read_items_file(args.seed_file, "auto"), _seed_options(args))
     _log_seeded(queue, result)
 
 
