@@ -13,6 +13,7 @@ Usage: bench/worker_resources.py [--json]
 """
 
 import argparse
+import base64
 import json
 import subprocess
 import sys
@@ -66,11 +67,12 @@ def image(name: str) -> str:
 
 @dataclass(frozen=True)
 class Role:
-    """A container of a chart's pod: its name here, its image, the worker's arguments."""
+    """A container of a chart's pod: its name here, its image, its command and environment."""
 
     name: str
     image: str
-    args: tuple[str, ...]
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def run(role: Role, env: dict[str, str], items_file: Path, items: int) -> Usage:
@@ -91,16 +93,15 @@ def run(role: Role, env: dict[str, str], items_file: Path, items: int) -> Usage:
         "--security-opt",
         "no-new-privileges",
         "--mount",
-        f"type=bind,source={items_file},target=/items/items.json,readonly",
-        *(f"--env={key}={value}" for key, value in env.items()),
+        f"type=bind,source={items_file},target=/items/{items_file.name},readonly",
+        *(f"--env={key}={value}" for key, value in {**env, **dict(role.env)}.items()),
         "--entrypoint",
         "sh",
         reference,
         "-c",
         MEASURE,
         "sh",
-        "jobworker",
-        *role.args,
+        *role.command,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     measured = [line for line in result.stderr.splitlines() if line.startswith("measured ")]
@@ -113,10 +114,16 @@ def run(role: Role, env: dict[str, str], items_file: Path, items: int) -> Usage:
 
 
 @contextmanager
-def items_file(count: int) -> Iterator[Path]:
+def items_file(count: int, by_index: bool = False) -> Iterator[Path]:
+    """The items as the charts hold them: a JSON array, or (by_index) indexed-job's base64 lines."""
+    items = [f"item-{number:06}" for number in range(count)]
     with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "items.json"
-        path.write_text(json.dumps([f"item-{number:06}" for number in range(count)]))
+        if by_index:
+            path = Path(directory) / "items.b64"
+            path.write_text("".join(base64.b64encode(item.encode()).decode() + "\n" for item in items))
+        else:
+            path = Path(directory) / "items.json"
+            path.write_text(json.dumps(items))
         path.parent.chmod(0o755)
         path.chmod(0o644)
         yield path
@@ -130,19 +137,25 @@ ROLES = {
     "fine worker, handler": Role(
         "fine worker, handler",
         "fine-queue-worker",
-        ("fine", *SEED_FILE, "--handler", "jobworker.handlers:echo"),
+        ("jobworker", "fine", *SEED_FILE, "--handler", "jobworker.handlers:echo"),
     ),
-    "fine worker, command": Role("fine worker, command", "fine-queue-worker", ("fine", *SEED_FILE, *PROGRAM)),
-    "coarse worker": Role("coarse worker", "coarse-queue-worker", ("coarse", *SEED_FILE, *PROGRAM)),
+    "fine worker, command": Role(
+        "fine worker, command", "fine-queue-worker", ("jobworker", "fine", *SEED_FILE, *PROGRAM)
+    ),
+    "coarse worker": Role(
+        "coarse worker", "coarse-queue-worker", ("jobworker", "coarse", *SEED_FILE, *PROGRAM)
+    ),
     "indexed worker": Role(
         "indexed worker",
         "indexed-worker",
-        ("indexed", "--index", "7", "--items-file", "/items/items.json", *PROGRAM),
+        ("jobworker", "indexed", "--index", "7", "--items-file", "/items/items.json", *PROGRAM),
     ),
+    # The init container of the init-container variant writes to its emptyDir (here /tmp).
     "indexed input": Role(
         "indexed input",
-        "indexed-worker",  # the init container writes to its emptyDir
-        ("indexed", "--index", "7", "--items-file", "/items/items.json", "--write-item", "/tmp/item"),
+        "indexed-worker",
+        ("jobworker-write-item",),
+        (("ITEMS_FILE", "/items/items.b64"), ("WRITE_ITEM_PATH", "/tmp/item"), ("JOB_COMPLETION_INDEX", "7")),
     ),
 }
 
@@ -162,6 +175,7 @@ def measure_all() -> list[Usage]:
             usages.append(run(ROLES["coarse worker"], env, path, COARSE_ITEMS))
     with items_file(200) as path:
         usages.append(run(ROLES["indexed worker"], {}, path, 1))
+    with items_file(200, by_index=True) as path:
         usages.append(run(ROLES["indexed input"], {}, path, 1))
     return usages
 

@@ -1,5 +1,6 @@
 """`jobworker indexed`: the Indexed Job worker, run as a real process with real programs."""
 
+import base64
 import json
 import signal
 import subprocess
@@ -72,6 +73,79 @@ def test_write_item_from_environment_and_overwrite(lines_file: Path, tmp_path: P
     )
     assert result.returncode == 0, result.stderr
     assert target.read_bytes() == b"xyz"
+
+
+# --- jobworker-write-item: the init container of indexed-job's init-container variant -------------
+WRITE_ITEM = Path(__file__).resolve().parents[1] / "images" / "jobworker-write-item"
+
+
+def write_item(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The script as the pod runs it: sh, with only the variables the chart and the Job set."""
+    return subprocess.run(["sh", str(WRITE_ITEM)], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True,
+                          timeout=30, check=False)  # fmt: skip
+
+
+@pytest.fixture
+def by_index(tmp_path: Path) -> Path:
+    """The docs' items as indexed-job renders them for its init container: a base64 line per index."""
+    path = tmp_path / "items.b64"
+    path.write_text("".join(base64.b64encode(item.encode()).decode() + "\n" for item in DOCS_ITEMS))
+    return path
+
+
+@pytest.mark.parametrize("index", range(len(DOCS_ITEMS)))
+def test_write_item_script_writes_the_docs_item_for_rev(by_index: Path, tmp_path: Path, index: int) -> None:
+    shared = tmp_path / "input"
+    shared.mkdir()
+    env = {"ITEMS_FILE": str(by_index), "WRITE_ITEM_PATH": str(shared / "data.txt")}
+    result = write_item({**env, "JOB_COMPLETION_INDEX": str(index)})
+    assert result.returncode == 0, result.stderr
+    assert f"index {index} (from JOB_COMPLETION_INDEX)" in result.stderr.decode()
+    assert (shared / "data.txt").read_bytes() == DOCS_ITEMS[index].encode()
+    assert (shared / "data.txt").stat().st_mode & 0o777 == 0o644  # readable by any main container user
+    assert sorted(p.name for p in shared.iterdir()) == ["data.txt"]  # no partial file left behind
+    main = subprocess.run(["rev", str(shared / "data.txt")], capture_output=True, check=True)
+    assert main.stdout == DOCS_REVERSED[index].encode()
+
+
+@pytest.mark.parametrize("content", ["2", "2\n"])
+def test_write_item_script_reads_the_downward_api_file(by_index: Path, tmp_path: Path, content: str) -> None:
+    (tmp_path / "index").write_text(content)
+    env = {"ITEMS_FILE": str(by_index), "WRITE_ITEM_PATH": str(tmp_path / "item"),
+           "INDEX_FILE": str(tmp_path / "index"), "JOB_COMPLETION_INDEX": "0"}  # fmt: skip
+    assert write_item(env).returncode == 0
+    assert (tmp_path / "item").read_bytes() == b"baz"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"JOB_COMPLETION_INDEX": "5"}, "index 5 (from JOB_COMPLETION_INDEX) is past the end of items file"),
+        ({"JOB_COMPLETION_INDEX": "-1"}, "'-1' (from JOB_COMPLETION_INDEX) is not a completion index"),
+        ({"JOB_COMPLETION_INDEX": "07"}, "'07' (from JOB_COMPLETION_INDEX) is not a completion index"),
+        ({"JOB_COMPLETION_INDEX": ""}, "'' (from JOB_COMPLETION_INDEX) is not a completion index"),
+        ({"INDEX_FILE": "/no/such/index"}, "cannot read the index file /no/such/index"),
+        ({"ITEMS_FILE": "/no/such/items"}, "cannot read items file /no/such/items"),
+        ({"ITEMS_FILE": ""}, "ITEMS_FILE is not set"),
+        ({"WRITE_ITEM_PATH": ""}, "WRITE_ITEM_PATH is not set"),
+        ({"WRITE_ITEM_PATH": "/"}, "cannot write the item to /: it is a directory"),
+        ({"WRITE_ITEM_PATH": "/no/such/dir/item"}, "cannot write the item of index 1 to /no/such/dir/item"),
+    ],
+)
+def test_write_item_script_refuses_in_one_line(
+    by_index: Path, tmp_path: Path, change: dict, message: str
+) -> None:
+    env = {
+        "ITEMS_FILE": str(by_index),
+        "WRITE_ITEM_PATH": str(tmp_path / "item"),
+        "JOB_COMPLETION_INDEX": "1",
+    }
+    result = write_item({**env, **change})
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert line.startswith("jobworker-write-item: ")
+    assert message in line
+    assert not (tmp_path / "item").exists()
 
 
 # --- where the index comes from ---------------------------------------------------------------

@@ -1,18 +1,21 @@
 """The indexed-job chart's rendered objects, field by field, with Helm 3 and Helm 4."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from jobworker import constants
-from jobworker.items import parse_lines
+from jobworker.items import parse_lines, read_items
 from tests.charts.checks import assert_restricted, env_of
 from tests.support.helm import Helm, chart_defaults, chart_path, ci_values_files
 from tests.support.images import image_refs
 from tests.support.manifests import COMPLETION_INDEX_FIELD, Manifests
 
 CHART = chart_path("indexed-job")
+WRITE_ITEM = Path(__file__).resolve().parents[2] / "images" / "jobworker-write-item"
 JOB = "demo-indexed-job"  # release "demo"
 DOCS_ITEMS = ["foo", "bar", "baz", "qux", "xyz"]
 PROGRAM = {"items": DOCS_ITEMS, "command": ["rev"]}
@@ -306,14 +309,14 @@ def test_init_container_variant_runs_the_users_image_unmodified(helm: Helm):
     rendered = helm.template(CHART, INIT_VARIANT)
     init = input_container(rendered)
     assert init["image"] == image_refs()["indexed-worker"]
-    assert "command" not in init, "the image's ENTRYPOINT (jobworker indexed) must stay"
+    assert init["command"] == ["jobworker-write-item"], "sh, sed and base64: no Python start per pod"
     assert "args" not in init
     assert values_of(init) == {
-        "ITEMS_FILE": "/etc/jobworker/items/items.json",
-        "ITEMS_FORMAT": "json",
+        "ITEMS_FILE": "/etc/jobworker/items/items.b64",
         "WRITE_ITEM_PATH": "/input/data.txt",
-        "LOG_FORMAT": "text",
-        "LOG_LEVEL": "INFO",
+    }
+    assert rendered.get("ConfigMap", f"{JOB}-items")["data"] == {
+        "items.b64": "Zm9v\nYmFy\nYmF6\ncXV4\neHl6\n"
     }
     assert mounts_of(init) == {
         "/etc/jobworker/items": {"name": "items", "mountPath": "/etc/jobworker/items", "readOnly": True},
@@ -350,6 +353,47 @@ def test_init_container_variant_with_the_downward_api_and_another_item_path(helm
     assert "command" not in main, "the image's own entrypoint, given args"
     assert main["args"] == ["--input", "/work/in/item.bin"]
     assert set(mounts_of(main)) == {"/tmp", "/work/in"}
+
+
+TRICKY_ITEMS = ["foo", "two\nlines", "  spaced  ", "ünïcode ✓", "tab\there", "<&>", "ends \\", "cr\r",
+                42, -3, 1.5, 1e-7, 0.000001, 12345678901234567890]  # fmt: skip
+TRICKY_FILES = ["apple\nbanana split\n\ncherry\n", "one\r\ntwo\r\n\r\nthree", "  \n", "ünïcode\n"]
+
+
+@pytest.mark.parametrize(
+    ("items", "text"),
+    [(TRICKY_ITEMS, None), *((None, text) for text in TRICKY_FILES)],
+    ids=["items", "file-blank-line", "file-crlf", "file-spaces", "file-unicode"],
+)
+def test_init_container_writes_the_item_the_worker_image_reads(helm: Helm, tmp_path: Path, items, text):
+    """The two variants hold the items in two forms (items.json or items.txt for `jobworker indexed`,
+    base64 lines for jobworker-write-item): every index must get the same bytes from both."""
+    if items is not None:
+        values, set_file = {"items": items}, None
+    else:
+        (tmp_path / "items.txt").write_text(text)
+        values, set_file = {}, {"itemsFile": tmp_path / "items.txt"}
+    worker_image = helm.template(CHART, {"command": ["cat"], **values}, set_file=set_file)
+    init_variant = helm.template(CHART, {**INIT_VARIANT, "items": None, **values}, set_file=set_file)
+    ((key, data),) = worker_image.get("ConfigMap", f"{JOB}-items")["data"].items()
+    (tmp_path / key).write_text(data)
+    expected = read_items(str(tmp_path / key))
+    assert job_spec(init_variant)["completions"] == job_spec(worker_image)["completions"] == len(expected)
+    (tmp_path / "items.b64").write_text(init_variant.get("ConfigMap", f"{JOB}-items")["data"]["items.b64"])
+    for index, item in enumerate(expected):
+        env = {"ITEMS_FILE": str(tmp_path / "items.b64"), "WRITE_ITEM_PATH": str(tmp_path / "item"),
+               "JOB_COMPLETION_INDEX": str(index), "PATH": os.environ["PATH"]}  # fmt: skip
+        result = subprocess.run(["sh", str(WRITE_ITEM)], env=env, capture_output=True, check=False)
+        assert result.returncode == 0, result.stderr.decode()
+        assert (tmp_path / "item").read_bytes() == item, index
+
+
+def test_init_container_items_must_fit_a_config_map_in_base64(helm: Helm):
+    """base64 makes the items a third longer: a list that fits as JSON may not fit as lines."""
+    items = [f"item-{number:095}" for number in range(8000)]  # 824 kB as JSON, 1.1 MB in base64
+    helm.template(CHART, {"command": ["cat"], "items": items})
+    error = helm.template_error(CHART, {**INIT_VARIANT, "items": items})
+    assert "the items take more than 1000000 bytes in base64" in error
 
 
 def test_users_image_without_items_reads_its_index_itself(helm: Helm):

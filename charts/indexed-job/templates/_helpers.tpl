@@ -129,16 +129,40 @@ send it, null when unused): there, exit code rules carry an empty list, which ma
 {{- end }}
 
 {{/*
-Where `jobworker indexed` finds the index and the items. JOB_COMPLETION_INDEX is never set here:
-the Job controller adds it to every container of an Indexed Job's pods, and would not if the
-template already had it.
+Where the container that reads the index finds it when it is a file. JOB_COMPLETION_INDEX is never
+set here: the Job controller adds it to every container of an Indexed Job's pods, and would not if
+the template already had it.
 */}}
-{{- define "indexed-job.indexEnv" -}}
+{{- define "indexed-job.indexFileEnv" -}}
 {{- if eq .Values.indexSource "downwardAPI" }}
 - name: INDEX_FILE
   value: {{ include "indexed-job.indexFile" . | quote }}
 {{- end }}
+{{- end }}
+
+{{/* Where `jobworker indexed` finds the index and the items. */}}
+{{- define "indexed-job.indexEnv" -}}
+{{- include "indexed-job.indexFileEnv" . }}
 {{- include "indexed-job.itemsEnv" . }}
+{{- end }}
+
+{{/*
+The items of the init-container variant, one line per index: line N+1 holds item N in base64, so
+that any item (newlines included) is one line, which the init container "input"
+(jobworker-write-item in the worker image) picks with sed, without starting Python. The items are
+split as `jobworker` reads them (jobworker-common.items.list).
+*/}}
+{{- define "indexed-job.itemsByIndex" -}}
+{{- $lines := list }}
+{{- range include "jobworker-common.items.list" . | fromJsonArray }}
+{{- $lines = append $lines (b64enc .) }}
+{{- end }}
+{{- printf "%s\n" (join "\n" $lines) }}
+{{- end }}
+
+{{/* The items file as the init container "input" sees it (init-container variant). */}}
+{{- define "indexed-job.itemsByIndexPath" -}}
+{{ include "jobworker-common.items.dir" . }}/items.b64
 {{- end }}
 
 {{/*
@@ -257,6 +281,9 @@ in increasing order, not overlapping, each index below completions. dict "indexe
 {{- $messages = append $messages "itemsFile holds no item (only empty lines): give at least one line, or leave itemsFile empty" }}
 {{- end }}
 {{- $messages = concat $messages (include "jobworker-common.validations.itemsSize" (dict "context" . "advice" "split the work into several releases") | fromJsonArray) }}
+{{- if and (eq (include "indexed-job.indexReader" .) "input") (gt (len (include "indexed-job.itemsByIndex" .)) 1000000) }}
+{{- $messages = append $messages "the items take more than 1000000 bytes in base64, one line per index, as the init-container variant holds them in its ConfigMap: split the work into several releases" }}
+{{- end }}
 {{- /* completions */}}
 {{- if $hasItems }}
 {{- if and (not (kindIs "invalid" .Values.completions)) (ne (int .Values.completions) $completions) }}

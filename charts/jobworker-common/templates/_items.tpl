@@ -4,22 +4,26 @@ the ConfigMap that holds them for the pods.
 */}}
 
 {{/*
-The ConfigMap of the items, mounted read-only into the pods that read them: `items` as a JSON
-array (any string survives, newlines included), `itemsFile` verbatim with one item per line.
+The ConfigMap of the items, mounted read-only into the pods that read them: dict "context" $
+["key" NAME "text" TEXT] (another form of the items, under items.dir). By default `items` as a
+JSON array (any string survives, newlines included), `itemsFile` verbatim with one item per line.
 */}}
 {{- define "jobworker-common.items.configMap" -}}
+{{- $ := .context -}}
 apiVersion: v1
 kind: ConfigMap
 metadata:
-  name: {{ include "jobworker-common.names.fullname" . }}-items
-  namespace: {{ .Release.Namespace }}
+  name: {{ include "jobworker-common.names.fullname" $ }}-items
+  namespace: {{ $.Release.Namespace }}
   labels:
-    {{- include "jobworker-common.labels.standard" (dict "context" .) | nindent 4 }}
+    {{- include "jobworker-common.labels.standard" (dict "context" $) | nindent 4 }}
 data:
-  {{- if .Values.items }}
-  items.json: {{ toJson .Values.items | quote }}
+  {{- if .key }}
+  {{ .key }}: {{ .text | quote }}
+  {{- else if $.Values.items }}
+  items.json: {{ toJson $.Values.items | quote }}
   {{- else }}
-  items.txt: {{ .Values.itemsFile | quote }}
+  items.txt: {{ $.Values.itemsFile | quote }}
   {{- end }}
 {{- end }}
 
@@ -29,21 +33,29 @@ data:
 {{- end }}
 
 {{/*
-The number of items, counted as `jobworker` reads them: the entries of `items`, or the lines of
-`itemsFile` that are not empty once a trailing CR is dropped (0 without items).
+The items as `jobworker` reads them, a JSON list of strings: the entries of `items` (a number as
+the text toJson gives it, which is how items.json holds it), or the lines of `itemsFile` that are
+not empty once a trailing CR is dropped.
 */}}
-{{- define "jobworker-common.items.count" -}}
+{{- define "jobworker-common.items.list" -}}
+{{- $items := list }}
 {{- if .Values.items }}
-{{- len .Values.items }}
+{{- range .Values.items }}
+{{- $items = append $items (ternary . (toJson .) (kindIs "string" .)) }}
+{{- end }}
 {{- else }}
-{{- $count := 0 }}
 {{- range splitList "\n" (.Values.itemsFile | default "") }}
-{{- if trimSuffix "\r" . }}
-{{- $count = add1 $count }}
+{{- with trimSuffix "\r" . }}
+{{- $items = append $items . }}
 {{- end }}
 {{- end }}
-{{- $count }}
 {{- end }}
+{{- toJson $items }}
+{{- end }}
+
+{{/* The number of items, counted as `jobworker` reads them (0 without items). */}}
+{{- define "jobworker-common.items.count" -}}
+{{- include "jobworker-common.items.list" . | fromJsonArray | len }}
 {{- end }}
 
 {{/* Where the pods mount the items, and the file of the ConfigMap that holds them. */}}

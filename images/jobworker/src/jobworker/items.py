@@ -29,17 +29,25 @@ def parse_lines(data: bytes) -> list[bytes]:
     return items
 
 
+class _NumberText(str):
+    """A JSON number as the file spells it."""
+
+
 def parse_json(data: bytes, source: str) -> list[bytes]:
-    """A JSON array of strings or numbers; numbers become their decimal text, as Helm renders them."""
+    """A JSON array of strings or numbers. A number is its text in the file, as Helm rendered it
+    (1e-7, 0.000001): what indexed-job's init container writes for it too, with no Python to
+    format it again."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_int=_NumberText, parse_float=_NumberText, parse_constant=_NumberText)
     except ValueError as error:
         raise JobWorkerError(f"{source}: not valid JSON: {error}") from None
     if not isinstance(value, list):
         raise JobWorkerError(f"{source}: expected a JSON array of items, got {type(value).__name__}")
     items = []
     for position, entry in enumerate(value):
-        if isinstance(entry, str):
+        if isinstance(entry, _NumberText):
+            items.append(entry.encode())
+        elif isinstance(entry, str):
             try:
                 items.append(entry.encode())
             except UnicodeEncodeError as error:
@@ -48,8 +56,6 @@ def parse_json(data: bytes, source: str) -> list[bytes]:
                     f"{source}: item {position} is not valid Unicode text: {error.reason} "
                     f"(\\u{ord(entry[error.start]):04x} at character {error.start})"
                 ) from None
-        elif isinstance(entry, int | float) and not isinstance(entry, bool):
-            items.append(json.dumps(entry).encode())
         else:
             raise JobWorkerError(
                 f"{source}: item {position} is {type(entry).__name__}; items must be strings or numbers"
