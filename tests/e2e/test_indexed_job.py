@@ -38,6 +38,20 @@ def test_each_index_gets_its_item_as_in_the_docs(helm, kube_client):
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
+def test_init_container_writes_each_index_its_item_for_an_unmodified_program(helm, kube_client):
+    values = load_values(f"{CHART}-init-container")
+    job = install(helm, kube_client, "indexed-init", values)
+
+    job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
+
+    pods = job_pods(kube_client, job)
+    assert len(pods) == len(values["items"]), [pod.name for pod in pods]
+    output = {completion_index(pod): pod_logs(pod, "worker").strip() for pod in pods}
+    assert output == {0: "oof", 1: "rab", 2: "zab", 3: "xuq", 4: "zyx"}
+    for pod in pods:
+        assert f"index {completion_index(pod)} (from JOB_COMPLETION_INDEX)" in pod_logs(pod, "input")
+
+
 def test_failing_items_fail_only_their_indexes_as_the_job_controller_counts_them(helm, kube_client):
     values = load_values(f"{CHART}-failing")
     bad, flaky = values["items"].index("bad"), values["items"].index("flaky")
