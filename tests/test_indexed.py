@@ -196,6 +196,16 @@ def test_json_items_keep_any_string(tmp_path: Path) -> None:
         assert (result.returncode, result.stdout) == (0, item)
 
 
+def test_json_numbers_keep_their_text(tmp_path: Path) -> None:
+    """As Helm wrote them, which is also what the chart's init container writes for them."""
+    path = tmp_path / "items.json"
+    path.write_text("[42, -3, 1.5, 1e-7, 0.000001, 1E5, 12345678901234567000]")
+    expected = [b"42", b"-3", b"1.5", b"1e-7", b"0.000001", b"1E5", b"12345678901234567000"]
+    for index, item in enumerate(expected):
+        result = indexed(["--index", str(index), "--items-file", str(path), "--", *echo_stdin()])
+        assert (result.returncode, result.stdout) == (0, item)
+
+
 def test_lines_items_skip_blank_lines_and_carriage_returns(tmp_path: Path) -> None:
     path = tmp_path / "items.txt"
     path.write_bytes(b"first\r\n\nsecond item\r\nthird")

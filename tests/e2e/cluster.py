@@ -158,19 +158,15 @@ def release_jobs(client: pykube.HTTPClient, namespace: str, release: str) -> lis
 
 
 def worker_job(client: pykube.HTTPClient, namespace: str, release: str) -> pykube.Job:
-    """The release's one worker Job: not a hook, not the seeding Job (named or labelled `seed`)."""
-    jobs = [
-        job
-        for job in release_jobs(client, namespace, release)
-        if not job.name.endswith("-seed") and job.labels.get("app.kubernetes.io/component") != "seed"
-    ]
+    """The release's one worker Job: besides hooks, no chart makes another."""
+    jobs = release_jobs(client, namespace, release)
     names = [job.name for job in jobs]
     assert len(jobs) == 1, f"expected one worker Job in release {release}, found {names}"
     return jobs[0]
 
 
 def wait_for_worker_job(client: pykube.HTTPClient, namespace: str, release: str, timeout: int) -> pykube.Job:
-    """The worker Job, once the release has created it (a chart may create it from a hook)."""
+    """The worker Job, once the release has created it."""
     deadline = time.monotonic() + timeout
     while True:
         try:

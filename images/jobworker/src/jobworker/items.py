@@ -29,25 +29,19 @@ def parse_lines(data: bytes) -> list[bytes]:
     return items
 
 
-class _NumberText(str):
-    """A JSON number as the file spells it."""
-
-
 def parse_json(data: bytes, source: str) -> list[bytes]:
     """A JSON array of strings or numbers. A number is its text in the file, as Helm rendered it
     (1e-7, 0.000001): what indexed-job's init container writes for it too, with no Python to
     format it again."""
     try:
-        value = json.loads(data, parse_int=_NumberText, parse_float=_NumberText, parse_constant=_NumberText)
+        value = json.loads(data, parse_int=str, parse_float=str, parse_constant=str)
     except ValueError as error:
         raise JobWorkerError(f"{source}: not valid JSON: {error}") from None
     if not isinstance(value, list):
         raise JobWorkerError(f"{source}: expected a JSON array of items, got {type(value).__name__}")
     items = []
     for position, entry in enumerate(value):
-        if isinstance(entry, _NumberText):
-            items.append(entry.encode())
-        elif isinstance(entry, str):
+        if isinstance(entry, str):
             try:
                 items.append(entry.encode())
             except UnicodeEncodeError as error:
