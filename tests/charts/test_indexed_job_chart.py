@@ -3,15 +3,17 @@
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from devkit.docker import Mount
 from jobworker import constants
 from jobworker.items import parse_lines, read_items
 from tests.charts.checks import assert_restricted, env_of
 from tests.support.helm import Helm, chart_defaults, chart_path, ci_values_files
-from tests.support.images import image_refs
+from tests.support.images import BuiltImages, docker_run_argv, image_refs
 from tests.support.manifests import COMPLETION_INDEX_FIELD, Manifests
 
 CHART = chart_path("indexed-job")
@@ -488,10 +490,47 @@ def test_helm_test_pod_checks_every_index_has_an_item(helm: Helm):
     container = pod["spec"]["containers"][0]
     assert container["image"] == image_refs()["indexed-worker"]
     script = container["command"][2]
-    assert "jobworker indexed --index 0 --write-item" in script
+    assert 'write() { jobworker indexed --index "$1" --write-item "$2"; }' in script
     assert "last=4" in script
-    assert "jobworker indexed --index 5 --write-item" in script
+    assert "if write 5 /tmp/past" in script
+    init_variant = helm.template(CHART, INIT_VARIANT).get("Pod", f"{JOB}-test-items")["spec"]["containers"][0]
+    assert "jobworker-write-item; }" in init_variant["command"][2], "what the init container runs"
     assert render(helm, {"tests": {"enabled": False}}).find("Pod", f"{JOB}-test-items") is None
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("variant", [PROGRAM, INIT_VARIANT], ids=["worker-image", "init-container"])
+def test_helm_test_pod_passes_on_the_items_and_fails_without_the_last(
+    helm: Helm, built_images: BuiltImages, variant: dict
+):
+    """The test pod run in the worker image, as the cluster runs it, on the ConfigMap's items."""
+    rendered = helm.template(CHART, variant)
+    container = rendered.get("Pod", f"{JOB}-test-items")["spec"]["containers"][0]
+    ((key, data),) = rendered.get("ConfigMap", f"{JOB}-items")["data"].items()
+    without_last = (
+        json.dumps(json.loads(data)[:-1]) if key.endswith(".json") else "".join(data.splitlines(True)[:-1])
+    )
+
+    def run_test_pod(items: str) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryDirectory() as directory:  # not tmp_path: user 65532 must read it
+            Path(directory).chmod(0o755)
+            (Path(directory) / key).write_text(items)
+            argv = docker_run_argv(
+                built_images["indexed-worker"],
+                command=container["command"],
+                env=values_of(container),
+                mounts=[Mount(Path(directory), "/etc/jobworker/items")],
+            )
+            return subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False
+            )
+
+    passed = run_test_pod(data)
+    assert passed.returncode == 0, passed.stderr
+    assert "indexes 0 to 4 each have an item: first foo, last xyz" in passed.stdout
+    failed = run_test_pod(without_last)
+    assert failed.returncode != 0
+    assert "past the end" in failed.stderr
 
 
 def test_job_name_must_leave_room_for_the_last_index(helm: Helm):

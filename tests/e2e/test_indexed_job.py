@@ -50,6 +50,8 @@ def test_init_container_writes_each_index_its_item_for_an_unmodified_program(hel
     assert output == {0: "oof", 1: "rab", 2: "zab", 3: "xuq", 4: "zyx"}
     for pod in pods:
         assert f"index {completion_index(pod)} (from JOB_COMPLETION_INDEX)" in pod_logs(pod, "input")
+    tested = helm.test("indexed-init")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def test_failing_items_fail_only_their_indexes_as_the_job_controller_counts_them(helm, kube_client):

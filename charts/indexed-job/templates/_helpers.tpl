@@ -129,20 +129,15 @@ send it, null when unused): there, exit code rules carry an empty list, which ma
 {{- end }}
 
 {{/*
-Where the container that reads the index finds it when it is a file. JOB_COMPLETION_INDEX is never
-set here: the Job controller adds it to every container of an Indexed Job's pods, and would not if
-the template already had it.
+Where the container that reads the index finds it and the items. JOB_COMPLETION_INDEX is never set
+here: the Job controller adds it to every container of an Indexed Job's pods, and would not if the
+template already had it.
 */}}
-{{- define "indexed-job.indexFileEnv" -}}
+{{- define "indexed-job.indexEnv" -}}
 {{- if eq .Values.indexSource "downwardAPI" }}
 - name: INDEX_FILE
   value: {{ include "indexed-job.indexFile" . | quote }}
 {{- end }}
-{{- end }}
-
-{{/* Where `jobworker indexed` finds the index and the items. */}}
-{{- define "indexed-job.indexEnv" -}}
-{{- include "indexed-job.indexFileEnv" . }}
 {{- include "indexed-job.itemsEnv" . }}
 {{- end }}
 
@@ -182,9 +177,15 @@ and in the worker image, how the program gets its item and the log options.
 {{- end }}
 {{- end }}
 
-{{/* The items file and its format, with items. */}}
+{{/*
+The items file, with items: the base64 lines of jobworker-write-item in the init-container variant,
+else the items file of `jobworker indexed` and its format.
+*/}}
 {{- define "indexed-job.itemsEnv" -}}
-{{- if include "jobworker-common.items.given" . }}
+{{- if eq (include "indexed-job.indexReader" .) "input" }}
+- name: ITEMS_FILE
+  value: {{ include "indexed-job.itemsByIndexPath" . | quote }}
+{{- else if include "jobworker-common.items.given" . }}
 - name: ITEMS_FILE
   value: {{ include "jobworker-common.items.path" . | quote }}
 - name: ITEMS_FORMAT
