@@ -142,17 +142,12 @@ template already had it.
 {{- end }}
 
 {{/*
-The items of the init-container variant, one line per index: line N+1 holds item N in base64, so
-that any item (newlines included) is one line, which the init container "input"
-(jobworker-write-item in the worker image) picks with sed, without starting Python. The items are
-split as `jobworker` reads them (jobworker-common.items.list).
+The items of the init-container variant, one line per index: line N+1 holds item N in base64
+(jobworker-common.items.base64Lines), which the init container "input" (jobworker-write-item in
+the worker image) picks with sed, without starting Python.
 */}}
 {{- define "indexed-job.itemsByIndex" -}}
-{{- $lines := list }}
-{{- range include "jobworker-common.items.list" . | fromJsonArray }}
-{{- $lines = append $lines (b64enc .) }}
-{{- end }}
-{{- printf "%s\n" (join "\n" $lines) }}
+{{- printf "%s\n" (include "jobworker-common.items.base64Lines" . | trimPrefix "\n") }}
 {{- end }}
 
 {{/* The items file as the init container "input" sees it (init-container variant). */}}

@@ -33,29 +33,42 @@ data:
 {{- end }}
 
 {{/*
-The items as `jobworker` reads them, a JSON list of strings: the entries of `items` (a number as
-the text toJson gives it, which is how items.json holds it), or the lines of `itemsFile` that are
-not empty once a trailing CR is dropped.
+The number of items, counted as `jobworker` reads them: the entries of `items`, or the lines of
+`itemsFile` that are not empty once a trailing CR is dropped (0 without items). items.base64Lines
+splits them alike.
 */}}
-{{- define "jobworker-common.items.list" -}}
-{{- $items := list }}
+{{- define "jobworker-common.items.count" -}}
+{{- if .Values.items }}
+{{- len .Values.items }}
+{{- else }}
+{{- $count := 0 }}
+{{- range splitList "\n" (.Values.itemsFile | default "") }}
+{{- if trimSuffix "\r" . }}
+{{- $count = add1 $count }}
+{{- end }}
+{{- end }}
+{{- $count }}
+{{- end }}
+{{- end }}
+
+{{/*
+The items one per line in base64, each as `jobworker` reads it (see items.count): an entry of
+`items` (a number as the text toJson gives it, which is how items.json holds it), or a line of
+`itemsFile`. Any item, newlines included, is then one line. Written in one pass: a list built with
+append would take quadratic time, minutes for a long itemsFile.
+*/}}
+{{- define "jobworker-common.items.base64Lines" -}}
 {{- if .Values.items }}
 {{- range .Values.items }}
-{{- $items = append $items (ternary . (toJson .) (kindIs "string" .)) }}
+{{ ternary . (toJson .) (kindIs "string" .) | b64enc }}
 {{- end }}
 {{- else }}
 {{- range splitList "\n" (.Values.itemsFile | default "") }}
 {{- with trimSuffix "\r" . }}
-{{- $items = append $items . }}
+{{ b64enc . }}
 {{- end }}
 {{- end }}
 {{- end }}
-{{- toJson $items }}
-{{- end }}
-
-{{/* The number of items, counted as `jobworker` reads them (0 without items). */}}
-{{- define "jobworker-common.items.count" -}}
-{{- include "jobworker-common.items.list" . | fromJsonArray | len }}
 {{- end }}
 
 {{/* Where the pods mount the items, and the file of the ConfigMap that holds them. */}}
