@@ -465,15 +465,16 @@ return {'start', 0, total}
 )
 
 # KEYS: pending, state, seed. ARGV: digest, offset, items... Pushes only if the recorded progress
-# is still `offset`, so a batch retried after a lost reply is never pushed twice.
+# is still `offset`, so a batch retried after a lost reply, or pushed meanwhile by a seed of the
+# same items running beside this one, is never pushed twice. Returns {pushed in all, pushed now}.
 _SEED_PUSH_SCRIPT = (
     _SEED_CHECK
     + """
 local recorded = redis.call('HMGET', KEYS[3], 'digest', 'pushed')
 if recorded[1] ~= ARGV[1] then return redis.error_reply('SEEDCONFLICT another seed took over') end
-if tonumber(recorded[2]) ~= tonumber(ARGV[2]) then return tonumber(recorded[2]) end
+if tonumber(recorded[2]) ~= tonumber(ARGV[2]) then return {tonumber(recorded[2]), 0} end
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
-return redis.call('HINCRBY', KEYS[3], 'pushed', #ARGV - 2)
+return {redis.call('HINCRBY', KEYS[3], 'pushed', #ARGV - 2), #ARGV - 2}
 """
 )
 
@@ -815,16 +816,17 @@ class RedisQueue:
                 f"queue {self.name!r} is sealed: its workers may have finished, so new items would be missed"
             )
         already_seeded = verdict == "resume" and pushed == len(items)
-        start = pushed
+        pushed_here = 0  # what this run pushed: a seed beside it may push some of the batches
         while pushed < len(items):
             batch = items[pushed : pushed + SEED_BATCH_SIZE]
-            pushed = self._call(self._seed_push, keys=seed_keys, args=[digest, pushed, *batch])
+            pushed, added = self._call(self._seed_push, keys=seed_keys, args=[digest, pushed, *batch])
+            pushed_here += added
             if on_progress:
                 on_progress(pushed, len(items))
         if options.seal:
             self.seal()
         return SeedResult(
-            pushed=pushed - start, total=len(items), already_seeded=already_seeded, sealed=options.seal
+            pushed=pushed_here, total=len(items), already_seeded=already_seeded, sealed=options.seal
         )
 
     def seal(self) -> None:
