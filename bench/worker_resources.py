@@ -13,7 +13,6 @@ Usage: bench/worker_resources.py [--json]
 """
 
 import argparse
-import base64
 import json
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devkit.indexed import base64_lines  # noqa: E402
 from devkit.servers import RabbitServer, RedisServer  # noqa: E402
 
 FINE_ITEMS = 20_000  # the largest run of bench/cluster_jobs.py
@@ -120,7 +120,7 @@ def items_file(count: int, by_index: bool = False) -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as directory:
         if by_index:
             path = Path(directory) / "items.b64"
-            path.write_text("".join(base64.b64encode(item.encode()).decode() + "\n" for item in items))
+            path.write_text(base64_lines(item.encode() for item in items))
         else:
             path = Path(directory) / "items.json"
             path.write_text(json.dumps(items))

@@ -1,6 +1,5 @@
 """`jobworker indexed`: the Indexed Job worker, run as a real process with real programs."""
 
-import base64
 import json
 import signal
 import subprocess
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit.indexed import base64_lines
 from tests.support.processes import one_line_error, run_jobworker, start_jobworker
 
 DOCS_ITEMS = ["foo", "bar", "baz", "qux", "xyz"]
@@ -89,7 +89,7 @@ def write_item(env: dict[str, str]) -> subprocess.CompletedProcess:
 def by_index(tmp_path: Path) -> Path:
     """The docs' items as indexed-job renders them for its init container: a base64 line per index."""
     path = tmp_path / "items.b64"
-    path.write_text("".join(base64.b64encode(item.encode()).decode() + "\n" for item in DOCS_ITEMS))
+    path.write_text(base64_lines(item.encode() for item in DOCS_ITEMS))
     return path
 
 
