@@ -235,6 +235,18 @@ def _fail_on_missing_images(cluster: Cluster, namespace: str, job: str) -> None:
                 raise RuntimeError(f"job {job}: pod {pod['metadata']['name']} cannot pull {status['image']}")
 
 
+def pod_log(cluster: Cluster, namespace: str, pod: dict[str, Any], attempts: int = 3) -> str:
+    """The main container's log with timestamps. A log that cannot be read fails the run: read as
+    empty, the pod's items would go uncounted and its whole time count as idle."""
+    command = ("logs", pod["metadata"]["name"], "-n", namespace, "-c", pod["spec"]["containers"][0]["name"])
+    for _ in range(attempts - 1):
+        try:
+            return cluster.kubectl(*command, "--timestamps")
+        except RuntimeError:
+            time.sleep(1)
+    return cluster.kubectl(*command, "--timestamps")
+
+
 def scheduled_at(cluster: Cluster, namespace: str) -> dict[str, float]:
     """When the scheduler bound each pod, from its Scheduled events: those carry microseconds,
     where a pod's own timestamps are whole seconds."""
@@ -280,10 +292,7 @@ def measure(
         begin = min(_time(run["startedAt"]) for run in runs)
         end = max(_time(run["finishedAt"]) for run in runs)
         pod_seconds += end - begin
-        main = pod["spec"]["containers"][0]["name"]
-        log = cluster.kubectl(
-            "logs", pod["metadata"]["name"], "-n", namespace, "-c", main, "--timestamps", check=False
-        )
+        log = pod_log(cluster, namespace, pod)
         stamped = [(_time(line.split(" ", 1)[0]), line) for line in log.splitlines() if " " in line]
         stamps = [stamp for stamp, line in stamped if item_line.search(line)]
         items_done += len(stamps)
@@ -297,7 +306,10 @@ def measure(
         # which it writes as it exits.
         waited = max(stamp for stamp, _ in stamped) - max(stamps)
         end_idle += waited
-        idle += max(min(stamps) - begin, 0.0) + waited
+        # Log stamps are to the nanosecond, `begin` to the second: the wait before the first item
+        # would otherwise count up to a second the pod-seconds do not, and the idle time of a
+        # short pod exceed its running time.
+        idle += min(max(min(stamps) - begin, 0.0) + waited, end - begin)
     processing = max(last_item - first_item, 0.0)
     return Measure(
         finished - started,
@@ -409,7 +421,9 @@ def ours_coarse(variant: str) -> Callable[[Cluster, str, int, int], Measure]:
                 namespace,
                 "ours-coarse-queue-job",
                 started,
-                item_line=re.compile(r"item-\d+$"),
+                # The worker's own line: `cat` prints the item without a newline, and the
+                # runtime may join that partial line to the next line of the log.
+                item_line=re.compile(r"item done: item-\d+"),
                 peak=peak,
             )
 

@@ -29,5 +29,8 @@ def test_the_quick_benchmark_runs_every_pattern_against_the_docs(local_cluster: 
         # A pod's first item comes after its scheduling and before the Job is complete.
         assert 0 < run["ours_start_seconds"] < run["ours_seconds"], run
         assert 0 < run["docs_start_seconds"] < run["docs_seconds"], run
+        # Idle time is a part of the pods' running time.
+        assert run["ours_idle_pod_seconds"] <= run["ours_pod_seconds"], run
+        assert run["docs_idle_pod_seconds"] <= run["docs_pod_seconds"], run
         assert run["repeats"] == 1
     assert report["cluster"].startswith("v1.")
