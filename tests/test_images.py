@@ -2,15 +2,21 @@
 
 import json
 import re
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
+from devkit.docker import DOCKER, docker_problem
 from tests.support.images import (
+    BUILD_TIMEOUT,
     REPO_ROOT,
     BuiltImages,
     inspect_image,
+    make,
+    python_image,
     run_container,
 )
 
@@ -149,6 +155,72 @@ def test_only_the_worker_and_its_extra_are_added(built_images: BuiltImages, name
     lines = result.stdout.decode().splitlines()
     assert lines[0].split() == PACKAGES[name]
     assert lines[1:] == []
+
+
+# Each worker run up to the broker it cannot reach (nothing listens on port 1 of localhost, which
+# a name lookup finds), or its program: everything it imports before its first item. Then the line
+# that shows it got there.
+STARTS = {
+    "fine-queue-worker": (
+        ["--redis-url", "redis://localhost:1", "--queue", "q", "--connect-timeout", "1", "--", "true"],
+        "cannot reach Redis at localhost:1",
+    ),
+    "coarse-queue-worker": (
+        ["--amqp-url", "amqp://u:p@localhost:1/", "--queue", "q", "--connect-timeout", "1", "--", "true"],
+        "cannot reach RabbitMQ at localhost:1",
+    ),
+    "indexed-worker": (["--index", "0", "--", "true"], "index 0 (from --index)"),
+}  # fmt: skip
+ENTRYPOINT_SCRIPT = "/opt/jobworker/bin/jobworker"  # the console script the ENTRYPOINT runs
+COMPILED_FROM_SOURCE = re.compile(r"^# code object from (/\S+\.py)$", re.MULTILINE)  # `python -v`
+
+
+@pytest.fixture(scope="module")
+def images_on_a_base_without_bytecode() -> Iterator[dict[str, str]]:
+    """The worker images built on PYTHON_IMAGE with its standard library's *.pyc deleted, as the
+    official python images ship it (their Dockerfile deletes every *.pyc it installed)."""
+    problem = docker_problem()
+    if problem:
+        pytest.skip(f"{problem} (bash .ci/run starts one)")
+    base = f"jobworker-test/python-without-bytecode:{secrets.token_hex(4)}"
+    tag = "without-bytecode"
+    stdlib = "$(python3 -c 'import sysconfig; print(sysconfig.get_path(\"stdlib\"))')"
+    dockerfile = f"FROM {python_image()}\nRUN find {stdlib} -name '*.pyc' -delete\n"
+    subprocess.run(
+        [DOCKER, "build", "--quiet", "--tag", base, "-"],
+        input=dockerfile.encode(),
+        capture_output=True,
+        check=True,
+        timeout=BUILD_TIMEOUT,
+    )
+    refs = {name: f"jobworker-test/{name}:{tag}" for name in NAMES}
+    try:
+        built = make(
+            "images", f"PYTHON_IMAGE={base}", "REGISTRY=jobworker-test", f"TAG={tag}", timeout=BUILD_TIMEOUT
+        )
+        assert built.returncode == 0, (built.stdout + built.stderr)[-3000:]
+        yield refs
+    finally:
+        subprocess.run([DOCKER, "rmi", "--force", *refs.values(), base], capture_output=True, check=False)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name", NAMES)
+def test_a_worker_starts_from_bytecode_on_a_base_without_it(
+    images_on_a_base_without_bytecode: dict[str, str], name: str
+) -> None:
+    """With the charts' read-only root filesystem no bytecode is cached at run time: a module the
+    image has no .pyc for is compiled by every pod, and that was most of a start (see the
+    Dockerfile)."""
+    args, reached = STARTS[name]
+    run = run_container(
+        images_on_a_base_without_bytecode[name],
+        command=[PYTHON, "-v", ENTRYPOINT_SCRIPT, SUBCOMMANDS[name], *args],
+    )
+    log = run.stderr.decode()
+    assert reached in log, log[-2000:]
+    compiled = COMPILED_FROM_SOURCE.findall(log)
+    assert compiled == [], f"compiled from source at each start: {' '.join(compiled)}"
 
 
 @pytest.mark.docker
