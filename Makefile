@@ -144,6 +144,10 @@ bench: system-deps venv ## run the benchmarks and print their numbers
 	$(VENV)/bin/python bench/fine_queue.py $(BENCH_ARGS)
 	$(VENV)/bin/python bench/coarse_queue.py $(BENCH_ARGS)
 
+.PHONY: bench-images
+bench-images: system-deps venv images ## a worker's start in each image, with and without the standard library's bytecode
+	$(VENV)/bin/python bench/worker_start.py $(BENCH_ARGS) $(IMAGE_REFS)
+
 .PHONY: bench-cluster
 bench-cluster: venv helm ## whole Jobs on the cluster, ours against the docs' originals (BENCH_ARGS=--quick --json --patterns fine)
 	@CLUSTER_BIN=$(CLUSTER_BIN) HELM=$(HELM) $(VENV)/bin/python bench/cluster_jobs.py $(BENCH_ARGS)

@@ -75,9 +75,11 @@ class Role:
     env: tuple[tuple[str, str], ...] = ()
 
 
-def run(role: Role, env: dict[str, str], items_file: Path, items: int) -> Usage:
-    reference = image(role.image)
-    command = [
+def restricted_run(items_file: Path, env: dict[str, str], entrypoint: str, reference: str) -> list[str]:
+    """`docker run` of `reference` as the charts run a worker container: read-only root, a tmpfs
+    /tmp, user 65532, no capabilities; the items file at /items; the host network, where the
+    brokers of devkit.servers listen."""
+    return [
         "docker",
         "run",
         "--rm",
@@ -94,10 +96,17 @@ def run(role: Role, env: dict[str, str], items_file: Path, items: int) -> Usage:
         "no-new-privileges",
         "--mount",
         f"type=bind,source={items_file},target=/items/{items_file.name},readonly",
-        *(f"--env={key}={value}" for key, value in {**env, **dict(role.env)}.items()),
+        *(f"--env={key}={value}" for key, value in env.items()),
         "--entrypoint",
-        "sh",
+        entrypoint,
         reference,
+    ]
+
+
+def run(role: Role, env: dict[str, str], items_file: Path, items: int) -> Usage:
+    reference = image(role.image)
+    command = [
+        *restricted_run(items_file, {**env, **dict(role.env)}, "sh", reference),
         "-c",
         MEASURE,
         "sh",
