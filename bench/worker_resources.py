@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devkit.docker import Mount, docker_run_argv  # noqa: E402
 from devkit.indexed import base64_lines  # noqa: E402
 from devkit.servers import RabbitServer, RedisServer  # noqa: E402
 
@@ -75,44 +76,18 @@ class Role:
     env: tuple[tuple[str, str], ...] = ()
 
 
-def restricted_run(items_file: Path, env: dict[str, str], entrypoint: str, reference: str) -> list[str]:
-    """`docker run` of `reference` as the charts run a worker container: read-only root, a tmpfs
-    /tmp, user 65532, no capabilities; the items file at /items; the host network, where the
-    brokers of devkit.servers listen."""
-    return [
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "--user",
-        "65532",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--mount",
-        f"type=bind,source={items_file},target=/items/{items_file.name},readonly",
-        *(f"--env={key}={value}" for key, value in env.items()),
-        "--entrypoint",
-        entrypoint,
-        reference,
-    ]
-
-
 def run(role: Role, env: dict[str, str], items_file: Path, items: int) -> Usage:
     reference = image(role.image)
-    command = [
-        *restricted_run(items_file, {**env, **dict(role.env)}, "sh", reference),
-        "-c",
-        MEASURE,
-        "sh",
-        *role.command,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    command = docker_run_argv(
+        reference,
+        env={**env, **dict(role.env)},
+        command=["sh", "-c", MEASURE, "sh", *role.command],
+        mounts=[Mount(items_file, f"/items/{items_file.name}")],
+        user="65532",
+    )
+    result = subprocess.run(
+        command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900, check=False
+    )
     measured = [line for line in result.stderr.splitlines() if line.startswith("measured ")]
     if result.returncode != 0 or not measured:
         raise SystemExit(

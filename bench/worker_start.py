@@ -8,7 +8,7 @@ compiles: without bytecode in the image, every worker start compiles each standa
 imports again. images/Dockerfile writes that bytecode at build time; the baseline here is each
 built image with the standard library's *.pyc deleted again, which is what the images were before.
 
-Each worker runs as its chart runs it (bench/worker_resources.py's restricted `docker run`), on the
+Each worker runs as its chart runs it (devkit.docker's restricted `docker run`), on the
 host network against a redis-server and a rabbitmq-server of its own (devkit.servers), with trivial
 work (`true`):
 - fine-queue-worker: `jobworker fine --seed-file` on a queue that the first run seeds and finishes,
@@ -41,11 +41,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.coarse_queue import cpu_model  # noqa: E402
-from bench.worker_resources import image, items_file, restricted_run  # noqa: E402
+from bench.worker_resources import image, items_file  # noqa: E402
+from devkit.docker import DOCKER, Mount, docker_run_argv  # noqa: E402
 from devkit.servers import RabbitServer, RedisServer  # noqa: E402
 
 WORKERS = ("fine-queue-worker", "coarse-queue-worker", "indexed-worker")
-ITEMS = "/items/items.json"  # where restricted_run mounts the items file
+ITEMS = "/items/items.json"  # where the items file is mounted
 # Runs the argument lists of argv[1] (JSON) one after the other and prints their wall times (JSON).
 TIMER = """
 import json, subprocess, sys, time
@@ -101,7 +102,7 @@ def workers(redis_url: str, amqp_env: dict[str, str]) -> dict[str, Worker]:
 
 
 def docker(*args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True, check=False)
+    result = subprocess.run([DOCKER, *args], input=stdin, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"worker_start: docker {args[0]} failed: {result.stderr.strip()[-1500:]}")
     return result.stdout.strip()
@@ -126,8 +127,14 @@ def stdlib_pyc_files(reference: str) -> int:
 
 def timed_runs(reference: str, worker: Worker, variant: str, items: Path, runs: int) -> list[float]:
     """The wall seconds of `runs` worker processes in one container of `reference`."""
-    argv = [*restricted_run(items, worker.env(variant), "python3", reference), "-c", TIMER]
-    return json.loads(docker(*argv[1:], json.dumps(worker.argvs(runs))))
+    argv = docker_run_argv(
+        reference,
+        env=worker.env(variant),
+        command=["python3", "-c", TIMER, json.dumps(worker.argvs(runs))],
+        mounts=[Mount(items, ITEMS)],
+        user="65532",
+    )
+    return json.loads(docker(*argv[1:], stdin=""))
 
 
 def measure(references: dict[str, str], rounds: int, runs: int) -> dict:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devkit.docker import DOCKER, Mount
+from devkit.docker import DOCKER, docker_run_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PYTHON_IMAGE = "python:3.12-slim"  # the Makefile's default; PYTHON_IMAGE overrides both
@@ -78,46 +78,6 @@ def inspect_image(reference: str) -> dict:
         [DOCKER, "image", "inspect", reference], capture_output=True, text=True, check=True
     )
     return json.loads(result.stdout)[0]
-
-
-def docker_run_argv(
-    image: str,
-    *,
-    args: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
-    command: Sequence[str] | None = None,
-    mounts: Sequence[Mount] = (),
-    user: str | None = None,
-    read_only: bool = True,
-    network: str = "host",
-    tmpfs: bool = True,
-    name: str | None = None,
-) -> list[str]:
-    """The `docker run` command line for a container described as a pod spec describes it.
-
-    `tmpfs` puts a tmpfs at /tmp (the charts' emptyDir there) when no mount stands in for it.
-    """
-    argv = [DOCKER, "run", "--rm", "-i", "--network", network, "--cap-drop", "ALL"]
-    argv += ["--security-opt", "no-new-privileges"]
-    if name is not None:
-        argv += ["--name", name]
-    if read_only:
-        argv.append("--read-only")
-    if tmpfs:
-        argv += ["--tmpfs", "/tmp"]
-    if user is not None:
-        argv += ["--user", user]
-    for variable, value in (env or {}).items():
-        argv += ["--env", f"{variable}={value}"]
-    for mount in mounts:
-        argv += ["--mount", mount.option()]
-    rest = list(args)
-    if command is not None:  # Kubernetes' `command` replaces the ENTRYPOINT; `args` follow it
-        if not command:
-            raise ValueError("an empty command would keep the image's ENTRYPOINT; give None instead")
-        argv += ["--entrypoint", command[0]]
-        rest = [*command[1:], *rest]
-    return [*argv, image, *rest]
 
 
 def run_container(
