@@ -719,40 +719,45 @@ def _shown(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}"
 
 
-# The table's columns: title, and how to show a run (one entry of `runs`) in it.
-COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-    ("pattern", lambda run: run["pattern"]),
-    ("items", lambda run: str(run["items"])),
-    ("par", lambda run: str(run["parallelism"])),
-    *(
-        (f"{who} {title}", lambda run, who=who, key=key, form=form: format(run[f"{who}_{key}"], form))
-        for key, title, form in (
-            ("seconds", "s", ".1f"),
-            ("pods", "pods", "d"),
-            ("pod_seconds", "pod-s", ".0f"),
-            ("idle_pod_seconds", "idle", ".0f"),
-            ("end_idle_pod_seconds", "end idle", ".2f"),
-            ("processing_seconds", "items s", ".2f"),
-            ("start_seconds", "start s", ".2f"),
-        )
-        for who in ("ours", "docs")
-    ),
-    ("ratio s", lambda run: _shown(run["ratios"]["seconds"])),
-    ("ratio pod-s", lambda run: _shown(run["ratios"]["pod_seconds"])),
-    ("broker MB ours/docs", lambda run: "/".join(
+def _pair(key: str, form: str) -> Callable[[dict[str, Any]], str]:
+    """A cell "ours / docs" of one figure."""
+    return lambda run: f"{format(run[f'ours_{key}'], form)} / {format(run[f'docs_{key}'], form)}"
+
+
+def _broker_megabytes(run: dict[str, Any]) -> str:
+    return " / ".join(
         f"{run[f'{who}_broker_peak_bytes'] / 1e6:.0f}" if run[f"{who}_broker_peak_bytes"] else "-"
         for who in ("ours", "docs")
-    )),
-]  # fmt: skip
+    )
+
+
+# The table's columns: title, and how to show a run (one entry of `runs`) in it. The table is in
+# Markdown, so that the README shows what the script printed, as it printed it.
+COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("pattern", lambda run: run["pattern"]),
+    ("items", lambda run: f"{run['items']:,}"),
+    ("par.", lambda run: str(run["parallelism"])),
+    ("seconds ours / docs", _pair("seconds", ".1f")),
+    ("ratio", lambda run: _shown(run["ratios"]["seconds"])),
+    ("pods ours / docs", _pair("pods", "d")),
+    ("pod-seconds ours / docs", _pair("pod_seconds", ".0f")),
+    ("ratio pod-s", lambda run: _shown(run["ratios"]["pod_seconds"])),
+    ("idle pod-s ours / docs", _pair("idle_pod_seconds", ".1f")),
+    ("end idle pod-s ours / docs", _pair("end_idle_pod_seconds", ".2f")),
+    ("item span s ours / docs", _pair("processing_seconds", ".2f")),
+    ("start s ours / docs", _pair("start_seconds", ".2f")),
+    ("broker MB ours / docs", _broker_megabytes),
+]
 
 
 def print_table(runs: list[dict[str, Any]], growth: list[str]) -> None:
-    rows = [[title for title, _ in COLUMNS], *([show(run) for _, show in COLUMNS] for run in runs)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    for number, row in enumerate(rows):
-        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
-        if number == 0:
-            print("  ".join("-" * width for width in widths))
+    """The runs as a Markdown table (text left, figures right), then how each pattern grows."""
+    print("| " + " | ".join(title for title, _ in COLUMNS) + " |")
+    print("| --- " + "| ---: " * (len(COLUMNS) - 1) + "|")
+    for run in runs:
+        print("| " + " | ".join(show(run) for _, show in COLUMNS) + " |")
+    if growth:
+        print()
     for line in growth:
         print(line)
 

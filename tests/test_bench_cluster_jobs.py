@@ -41,8 +41,27 @@ def test_a_ratio_over_a_docs_figure_of_zero_is_null_and_shown_as_a_dash(capsys: 
     assert entry["ratios"]["pod_seconds"] is None
     assert json.loads(json.dumps(entry, allow_nan=False))["ratios"]["seconds"] == 1.048
     print_table([entry], [])
-    header, _, row = capsys.readouterr().out.splitlines()
-    assert row.split()[-3:-1] == ["1.05", "-"], (header, row)
+    header, _rule, row = capsys.readouterr().out.splitlines()
+    cells = dict(zip(header.strip("|").split("|"), row.strip("|").split("|"), strict=True))
+    assert cells[" ratio "] == " 1.05 ", (header, row)
+    assert cells[" ratio pod-s "] == " - ", (header, row)
+
+
+def test_the_table_is_markdown_with_one_row_per_run_and_the_growth_below(capsys: pytest.CaptureFixture[str]):
+    entries = []
+    for run in (
+        Run("fine", 1000, 2, measure(2.0, 2, 5), measure(4.0, 2, 6)),
+        Run("fine", 20000, 2, measure(3.0, 2, None), measure(8.0, 2, None)),
+    ):
+        run.ratios = ratios(run)
+        entries.append(as_json(run))
+    print_table(entries, ["fine grows"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("| --- | ---: |")
+    assert lines[1].count("|") == lines[0].count("|")
+    assert lines[2].startswith("| fine | 1,000 | 2 | 2.0 / 4.0 | 0.50 | 2 / 2 |"), lines[2]
+    assert lines[3].endswith("| - / - |"), lines[3]  # no broker: no peak
+    assert lines[4:] == ["", "fine grows"]
 
 
 @pytest.mark.parametrize(
