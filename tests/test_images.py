@@ -245,7 +245,7 @@ def test_added_size_is_small(built_images: BuiltImages) -> None:
         assert 0 < row["added_bytes"] <= MAX_ADDED_BYTES, f"{ref} adds {row['added_bytes']} bytes"
 
 
-# --- the indexed worker (the charts' runs of every image are in tests/charts/test_charts_in_images.py) ---
+# --- the indexed worker (the charts run every image on a cluster in tests/e2e) ------------------------
 @pytest.mark.docker
 def test_indexed_image_passes_the_exit_status_on(built_images: BuiltImages) -> None:
     result = run_container(

@@ -5,47 +5,20 @@ from pathlib import Path
 
 import pytest
 
-from jobworker import constants
 from jobworker.constants import ExitCode
 from tests.charts.checks import assert_restricted, assert_secrets_only_in_secrets, env_of
-from tests.support.helm import Helm, chart_defaults, chart_path, ci_values_files
-from tests.support.manifests import Manifests
+from tests.charts.jobcharts import COARSE, JOBWORKER_VARIABLES, QUEUE_FRUITS, values_of
+from tests.support.helm import Helm, ci_values_files
 
-CHART = chart_path("coarse-queue-job")
-JOB = "demo-coarse-queue-job"  # release "demo"
+CHART = COARSE.path
+JOB = COARSE.job
 RABBITMQ = "demo-rabbitmq"
 USERNAME_KEY = "rabbitmq-username"  # the user name is kept beside the password, but is no secret
-# The Kubernetes docs' example items.
-FRUITS = ["apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon"]
-WORK = {"items": FRUITS, "command": ["echo", "processing", "{item}"]}
-# Every variable the jobworker CLI reads, by its name in constants.py.
-JOBWORKER_VARIABLES = {value for name, value in vars(constants).items() if name.startswith("ENV_")}
-
-
-def render(helm: Helm, values: dict | None = None, **kwargs: object) -> Manifests:
-    return helm.template(CHART, {**WORK, **(values or {})}, **kwargs)
-
-
-def job_spec(manifests: Manifests) -> dict:
-    return manifests.get("Job", JOB)["spec"]
-
-
-def pod_spec(manifests: Manifests) -> dict:
-    return job_spec(manifests)["template"]["spec"]
-
-
-def worker(manifests: Manifests) -> dict:
-    (container,) = manifests.get("Job")["spec"]["template"]["spec"]["containers"]
-    assert container["name"] == "worker"
-    return container
-
-
-def values_of(container: dict) -> dict[str, str]:
-    return {name: entry["value"] for name, entry in env_of(container).items() if "value" in entry}
-
-
-def pod_labels(manifests: Manifests) -> dict[str, str]:
-    return job_spec(manifests)["template"]["metadata"]["labels"]
+FRUITS = QUEUE_FRUITS
+WORK = COARSE.values
+render, job_spec, pod_spec, pod_labels, worker = (
+    COARSE.render, COARSE.job_spec, COARSE.pod_spec, COARSE.pod_labels, COARSE.worker
+)  # fmt: skip
 
 
 # --- the Job ---------------------------------------------------------------------------------------
@@ -83,19 +56,8 @@ def test_completions_count_the_items_file_as_the_seed_reads_it(helm: Helm, tmp_p
     assert job_spec(rendered)["backoffLimit"] == count * 2 + 6
 
 
-def test_job_settings_come_from_values(helm: Helm):
-    values = {"parallelism": 5, "completions": len(FRUITS), "backoffLimit": 1, "activeDeadlineSeconds": 3600,
-              "ttlSecondsAfterFinished": 300, "suspend": True, "terminationGracePeriodSeconds": 90,
-              "graceSeconds": 60}  # fmt: skip
-    spec = job_spec(render(helm, values))
-    assert spec["parallelism"] == 5
-    assert spec["completions"] == len(FRUITS)
-    assert spec["backoffLimit"] == 1
-    assert spec["activeDeadlineSeconds"] == 3600
-    assert spec["ttlSecondsAfterFinished"] == 300
-    assert spec["suspend"] is True
-    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 90
-    assert values_of(spec["template"]["spec"]["containers"][0])["GRACE_SECONDS"] == "60"
+def test_completions_may_be_given_as_the_number_of_items(helm: Helm):
+    assert job_spec(render(helm, {"completions": len(FRUITS)}))["completions"] == len(FRUITS)
 
 
 def test_large_numbers_render_as_integers(helm: Helm):
@@ -118,13 +80,6 @@ def test_without_items_completions_are_given_and_the_queue_is_left_alone(helm: H
     assert "SEED_FILE" not in env_of(worker(rendered))
     assert rendered.find("ConfigMap", f"{JOB}-items") is None
     assert {v["name"] for v in pod_spec(rendered)["volumes"]} == {"tmp"}
-
-
-def test_worker_runs_the_image_entrypoint_with_the_program_as_args(helm: Helm):
-    container = worker(render(helm, {"command": ["python", "/app/run.py"], "args": ["--out", "{item}"]}))
-    assert container["image"] == "ghcr.io/jobworker/coarse-queue-worker:0.1.0"
-    assert "command" not in container, "the image's ENTRYPOINT (jobworker coarse) must stay"
-    assert container["args"] == ["--", "python", "/app/run.py", "--out", "{item}"]
 
 
 def test_worker_options_reach_the_environment(helm: Helm):
@@ -161,13 +116,6 @@ def test_quorum_queue_is_how_the_worker_declares_the_queue_it_seeds(helm: Helm):
 def test_chart_sets_only_variables_the_worker_reads(helm: Helm):
     rendered = render(helm, {"consumerTimeoutSeconds": 60, "quorumQueue": True})
     assert set(env_of(worker(rendered))) <= JOBWORKER_VARIABLES
-
-
-def test_queue_name_defaults_to_the_release_full_name(helm: Helm):
-    assert values_of(worker(render(helm)))["QUEUE_NAME"] == JOB
-    other = helm.template(CHART, WORK, release="nightly")
-    assert values_of(worker(other))["QUEUE_NAME"] == "nightly-coarse-queue-job"
-    assert values_of(worker(render(helm, {"queueName": "job2"})))["QUEUE_NAME"] == "job2"
 
 
 # --- RabbitMQ and its user ---------------------------------------------------------------------------
@@ -237,16 +185,6 @@ def test_worker_pods_carry_the_label_the_rabbitmq_network_policy_admits(helm: He
     assert admitted.items() <= rendered.get("Pod", f"{JOB}-test-queue")["metadata"]["labels"].items()
 
 
-def test_pod_labels_and_annotations_are_added_without_duplicate_keys(helm: Helm):
-    values = {"podLabels": {"team": "batch", "app.kubernetes.io/name": "mine"}, "podAnnotations": {"a": "b"}}
-    rendered = render(helm, values)
-    labels = pod_labels(rendered)
-    assert labels["team"] == "batch"
-    assert labels["app.kubernetes.io/name"] == "coarse-queue-job", "the chart's own labels win"
-    assert labels["app.kubernetes.io/component"] == "worker"
-    assert job_spec(rendered)["template"]["metadata"]["annotations"]["a"] == "b"
-
-
 # --- seeding ---------------------------------------------------------------------------------------
 def test_items_are_seeded_by_every_worker_from_a_config_map(helm: Helm):
     rendered = render(helm, {"items": [*FRUITS, 42, "two\nlines"]})
@@ -274,13 +212,6 @@ def test_items_file_is_seeded_verbatim_as_lines(helm: Helm, tmp_path: Path):
     }
     assert values_of(worker(rendered))["SEED_FILE"] == "/etc/jobworker/items/items.txt"
     assert job_spec(rendered)["completions"] == 3
-
-
-def test_other_items_change_the_pod_template(helm: Helm):
-    """So that `helm upgrade` with other items fails (a Job's template is immutable)."""
-    first = job_spec(render(helm, {"items": ["a", "b"]}))["template"]
-    second = job_spec(render(helm, {"items": ["a", "c"]}))["template"]
-    assert first["metadata"]["annotations"] != second["metadata"]["annotations"]
 
 
 def test_seeding_design_is_explained_in_the_template():
@@ -317,19 +248,6 @@ def test_requeued_items_are_always_counted(helm: Helm):
     assert "podFailurePolicy.failJobExitCodes must not contain 5" in error
 
 
-def test_no_pod_failure_policy_on_a_cluster_without_it(helm: Helm):
-    """Kubernetes 1.25 is supported (kubeVersion >=1.25.0-0) but has the field only as alpha."""
-    spec = job_spec(render(helm, kube_version="1.25.16"))
-    assert "podFailurePolicy" not in spec
-    assert spec["template"]["spec"]["restartPolicy"] == "Never"
-
-
-def test_restart_policy_on_failure_renders_without_pod_failure_policy(helm: Helm):
-    spec = job_spec(render(helm, {"restartPolicy": "OnFailure", "podFailurePolicy": {"enabled": False}}))
-    assert spec["template"]["spec"]["restartPolicy"] == "OnFailure"
-    assert "podFailurePolicy" not in spec
-
-
 # --- pods ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("values_file", ci_values_files("coarse-queue-job"), ids=lambda path: path.name)
 def test_ci_variants_stay_restricted_and_keep_passwords_in_secrets(helm: Helm, values_file: Path):
@@ -339,82 +257,6 @@ def test_ci_variants_stay_restricted_and_keep_passwords_in_secrets(helm: Helm, v
     assert pod_spec(rendered)["automountServiceAccountToken"] is False
     for name in ("AMQP_USERNAME", "AMQP_PASSWORD"):
         assert "valueFrom" in env_of(worker(rendered))[name], name
-
-
-def test_pods_have_resource_requests_and_limits_by_default(helm: Helm):
-    rendered = render(helm)
-    test_pod = rendered.get("Pod", f"{JOB}-test-queue")["spec"]["containers"][0]
-    for container in (worker(rendered), test_pod):
-        resources = container["resources"]
-        assert set(resources["requests"]) == {"cpu", "memory"}, container["name"]
-        assert set(resources["limits"]) == {"cpu", "memory"}, container["name"]
-
-
-def test_network_policy_admits_nothing_to_the_release_pods(helm: Helm):
-    rendered = render(helm)
-    policy = rendered.get("NetworkPolicy", JOB)
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    assert "ingress" not in policy["spec"]
-    selector = policy["spec"]["podSelector"]["matchLabels"]
-    assert selector.items() <= pod_labels(rendered).items()
-    assert selector.items() <= rendered.get("Pod", f"{JOB}-test-queue")["metadata"]["labels"].items()
-    assert render(helm, {"networkPolicy": {"enabled": False}}).find("NetworkPolicy", JOB) is None
-
-
-def test_pod_runs_as_the_image_user_with_a_writable_tmp(helm: Helm):
-    rendered = render(helm)
-    spec = pod_spec(rendered)
-    assert spec["securityContext"]["runAsUser"] == 65532
-    assert spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["enableServiceLinks"] is False
-    assert {"name": "tmp", "emptyDir": {}} in spec["volumes"]
-    container = worker(rendered)
-    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-
-
-def test_pod_extras_reach_the_worker(helm: Helm):
-    values = {
-        "env": [{"name": "OUTPUT", "value": "/out"}],
-        "envFrom": [{"secretRef": {"name": "api-token"}}],
-        "extraVolumes": [{"name": "out", "emptyDir": {}}],
-        "extraVolumeMounts": [{"name": "out", "mountPath": "/out"}],
-        "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi", "cpu": None}},
-        "nodeSelector": {"pool": "batch"},
-        "tolerations": [{"key": "spot", "operator": "Exists"}],
-        "affinity": {"podAntiAffinity": {}},
-        "imagePullSecrets": [{"name": "registry"}],
-        "priorityClassName": "batch-low",
-    }
-    rendered = render(helm, values)
-    spec = pod_spec(rendered)
-    container = worker(rendered)
-    assert env_of(container)["OUTPUT"] == {"name": "OUTPUT", "value": "/out"}
-    assert container["envFrom"] == values["envFrom"]
-    assert {"name": "out", "mountPath": "/out"} in container["volumeMounts"]
-    assert {"name": "out", "emptyDir": {}} in spec["volumes"]
-    defaults = chart_defaults(CHART.name)
-    assert container["resources"] == {
-        "requests": {"cpu": "250m", "memory": defaults["resources"]["requests"]["memory"]},
-        "limits": {"memory": "1Gi"},
-    }
-    assert spec["nodeSelector"] == {"pool": "batch"}
-    assert spec["tolerations"] == values["tolerations"]
-    assert spec["affinity"] == values["affinity"]
-    assert spec["imagePullSecrets"] == [{"name": "registry"}]
-    assert spec["priorityClassName"] == "batch-low"
-
-
-def test_service_account(helm: Helm):
-    assert pod_spec(render(helm))["serviceAccountName"] == "default"
-    rendered = render(helm, {"serviceAccount": {"create": True, "annotations": {"iam": "role"}}})
-    account = rendered.get("ServiceAccount", JOB)
-    assert account["automountServiceAccountToken"] is False
-    assert account["metadata"]["annotations"] == {"iam": "role"}
-    assert pod_spec(rendered)["serviceAccountName"] == JOB
-    named = render(helm, {"serviceAccount": {"name": "existing"}})
-    assert pod_spec(named)["serviceAccountName"] == "existing"
-    assert named.all("ServiceAccount") == []
 
 
 def test_helm_test_pod_checks_the_queue_is_empty_and_nothing_dead_lettered(helm: Helm):
@@ -461,8 +303,3 @@ def test_notes_say_how_to_fill_the_queue_by_hand(helm: Helm):
     assert "--set suspend=true" in notes
     assert f"jobworker seed --amqp-url amqp://127.0.0.1:5672/%2F --queue {JOB} apple banana cherry" in notes
     assert f"kubectl patch job --namespace batch {JOB}" in notes
-
-
-def test_notes_warn_when_the_cluster_has_no_pod_failure_policy(helm: Helm):
-    assert "has no pod failure policy" in helm.notes(CHART, WORK, kube_version="1.25.3")
-    assert "has no pod failure policy" not in helm.notes(CHART, WORK)

@@ -5,37 +5,19 @@ from pathlib import Path
 
 import pytest
 
-from jobworker import constants
 from jobworker.constants import ExitCode
 from tests.charts.checks import assert_restricted, assert_secrets_only_in_secrets, env_of
-from tests.support.helm import Helm, chart_defaults, chart_path, ci_values_files
-from tests.support.manifests import Manifests
+from tests.charts.jobcharts import FINE, JOBWORKER_VARIABLES, values_of
+from tests.support.helm import Helm, ci_values_files
 
-CHART = chart_path("fine-queue-job")
-JOB = "demo-fine-queue-job"  # release "demo"
+CHART = FINE.path
+JOB = FINE.job
 REDIS = "demo-redis"
 FRUITS = ["apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon", "orange", "pickle"]
-PROGRAM = {"command": ["echo", "processing", "{item}"]}
-# Every variable the jobworker CLI reads, by its name in constants.py.
-JOBWORKER_VARIABLES = {value for name, value in vars(constants).items() if name.startswith("ENV_")}
-
-
-def render(helm: Helm, values: dict | None = None, **kwargs: object) -> Manifests:
-    return helm.template(CHART, {**PROGRAM, **(values or {})}, **kwargs)
-
-
-def pod_spec(manifests: Manifests) -> dict:
-    return manifests.get("Job")["spec"]["template"]["spec"]
-
-
-def worker(manifests: Manifests) -> dict:
-    (container,) = pod_spec(manifests)["containers"]
-    assert container["name"] == "worker"
-    return container
-
-
-def values_of(container: dict) -> dict[str, str]:
-    return {name: entry["value"] for name, entry in env_of(container).items() if "value" in entry}
+PROGRAM = FINE.values
+render, job_spec, pod_spec, pod_labels, worker = (
+    FINE.render, FINE.job_spec, FINE.pod_spec, FINE.pod_labels, FINE.worker
+)  # fmt: skip
 
 
 # --- the Job ---------------------------------------------------------------------------------------
@@ -55,26 +37,9 @@ def test_job_defaults_are_a_work_queue_of_two_workers(helm: Helm):
     assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
 
 
-def test_job_settings_come_from_values(helm: Helm):
-    values = {"parallelism": 5, "completions": 8, "backoffLimit": 1, "activeDeadlineSeconds": 3600,
-              "ttlSecondsAfterFinished": 300, "suspend": True, "terminationGracePeriodSeconds": 90,
-              "graceSeconds": 60}  # fmt: skip
-    spec = render(helm, values).get("Job", JOB)["spec"]
-    assert spec["parallelism"] == 5
-    assert spec["completions"] == 8
-    assert spec["backoffLimit"] == 1
-    assert spec["activeDeadlineSeconds"] == 3600
-    assert spec["ttlSecondsAfterFinished"] == 300
-    assert spec["suspend"] is True
-    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 90
-    assert values_of(spec["template"]["spec"]["containers"][0])["GRACE_SECONDS"] == "60"
-
-
-def test_worker_runs_the_image_entrypoint_with_the_program_as_args(helm: Helm):
-    container = worker(render(helm, {"command": ["python", "/app/run.py"], "args": ["--out", "{item}"]}))
-    assert container["image"] == "ghcr.io/jobworker/fine-queue-worker:0.1.0"
-    assert "command" not in container, "the image's ENTRYPOINT (jobworker fine) must stay"
-    assert container["args"] == ["--", "python", "/app/run.py", "--out", "{item}"]
+def test_completions_may_be_given(helm: Helm):
+    """Unset by default: the Job is complete when one worker exits 0 and all have exited."""
+    assert job_spec(render(helm, {"completions": 8}))["completions"] == 8
 
 
 def test_worker_options_reach_the_environment(helm: Helm):
@@ -106,13 +71,6 @@ def test_handler_replaces_the_command(helm: Helm):
 def test_chart_sets_only_variables_the_worker_reads(helm: Helm):
     rendered = render(helm, {"items": ["a"], "batchSize": 2, "waitForSeal": True})
     assert set(env_of(worker(rendered))) <= JOBWORKER_VARIABLES
-
-
-def test_queue_name_defaults_to_the_release_full_name(helm: Helm):
-    assert values_of(worker(render(helm)))["QUEUE_NAME"] == JOB
-    other = helm.template(CHART, PROGRAM, release="nightly")
-    assert values_of(worker(other))["QUEUE_NAME"] == "nightly-fine-queue-job"
-    assert values_of(worker(render(helm, {"queueName": "job2"})))["QUEUE_NAME"] == "job2"
 
 
 # --- Redis and its password ------------------------------------------------------------------------
@@ -151,7 +109,7 @@ def test_bundled_redis_follows_its_name_overrides(helm: Helm):
     env = env_of(worker(rendered))
     assert env["REDIS_URL"]["value"] == "redis://shared-queue:6380/0"
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "shared-queue"
-    labels = pod_spec_labels(rendered)
+    labels = pod_labels(rendered)
     assert labels["jobworker.github.io/redis-client"] == "shared-queue"
 
 
@@ -165,33 +123,19 @@ def test_external_redis(helm: Helm):
     env = env_of(worker(rendered))
     assert env["REDIS_URL"]["value"] == "rediss://redis.data.svc:6380/2"
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "ext-auth", "key": "password"}
-    assert "jobworker.github.io/redis-client" not in pod_spec_labels(rendered)
+    assert "jobworker.github.io/redis-client" not in pod_labels(rendered)
     no_password = render(helm, {"redis": {"enabled": False}, "externalRedis": {"host": "10.0.0.5"}})
     assert "REDIS_PASSWORD" not in env_of(worker(no_password))
     assert env_of(worker(no_password))["REDIS_URL"]["value"] == "redis://10.0.0.5:6379/0"
-
-
-def pod_spec_labels(manifests: Manifests) -> dict[str, str]:
-    return manifests.get("Job", JOB)["spec"]["template"]["metadata"]["labels"]
 
 
 def test_worker_pods_carry_the_label_the_redis_network_policy_admits(helm: Helm):
     rendered = render(helm)
     policy = rendered.get("NetworkPolicy", REDIS)
     admitted = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
-    assert admitted.items() <= pod_spec_labels(rendered).items()
+    assert admitted.items() <= pod_labels(rendered).items()
     test_pod = rendered.get("Pod", f"{JOB}-test-queue")
     assert admitted.items() <= test_pod["metadata"]["labels"].items()
-
-
-def test_pod_labels_and_annotations_are_added_without_duplicate_keys(helm: Helm):
-    values = {"podLabels": {"team": "batch", "app.kubernetes.io/name": "mine"}, "podAnnotations": {"a": "b"}}
-    rendered = render(helm, values)
-    labels = pod_spec_labels(rendered)
-    assert labels["team"] == "batch"
-    assert labels["app.kubernetes.io/name"] == "fine-queue-job", "the chart's own labels win"
-    assert labels["app.kubernetes.io/component"] == "worker"
-    assert rendered.get("Job", JOB)["spec"]["template"]["metadata"]["annotations"]["a"] == "b"
 
 
 # --- seeding ---------------------------------------------------------------------------------------
@@ -222,13 +166,6 @@ def test_items_file_is_seeded_verbatim_as_lines(helm: Helm, tmp_path: Path):
     assert values_of(worker(rendered))["SEED_FILE"] == "/etc/jobworker/items/items.txt"
 
 
-def test_other_items_change_the_pod_template(helm: Helm):
-    """So that `helm upgrade` with other items fails (a Job's template is immutable)."""
-    first = render(helm, {"items": ["a", "b"]}).get("Job", JOB)["spec"]["template"]
-    second = render(helm, {"items": ["a", "c"]}).get("Job", JOB)["spec"]["template"]
-    assert first["metadata"]["annotations"] != second["metadata"]["annotations"]
-
-
 def test_seeding_design_is_explained_in_the_template():
     """The choice of a seed in every worker is reasoned where it is made."""
     template = (CHART / "templates" / "job.yaml").read_text()
@@ -257,13 +194,6 @@ def test_pod_failure_policy_where_the_cluster_has_it(helm: Helm, kube_version: s
     assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
 
 
-def test_no_pod_failure_policy_on_a_cluster_without_it(helm: Helm):
-    """Kubernetes 1.25 is supported (kubeVersion >=1.25.0-0) but has the field only as alpha."""
-    spec = render(helm, kube_version="1.25.16").get("Job", JOB)["spec"]
-    assert "podFailurePolicy" not in spec
-    assert spec["template"]["spec"]["restartPolicy"] == "Never"
-
-
 def test_pod_failure_policy_rules_follow_values(helm: Helm):
     values = {"podFailurePolicy": {"failJobExitCodes": [3], "ignoreDisruptions": False}}
     (rule,) = render(helm, values).get("Job", JOB)["spec"]["podFailurePolicy"]["rules"]
@@ -272,13 +202,6 @@ def test_pod_failure_policy_rules_follow_values(helm: Helm):
         "podFailurePolicy"
         not in render(helm, {"podFailurePolicy": {"enabled": False}}).get("Job", JOB)["spec"]
     )
-
-
-def test_restart_policy_on_failure_renders_without_pod_failure_policy(helm: Helm):
-    values = {"restartPolicy": "OnFailure", "podFailurePolicy": {"enabled": False}}
-    spec = render(helm, values).get("Job", JOB)["spec"]
-    assert spec["template"]["spec"]["restartPolicy"] == "OnFailure"
-    assert "podFailurePolicy" not in spec
 
 
 def test_restart_policy_on_failure_with_pod_failure_policy_is_refused(helm: Helm):
@@ -295,85 +218,6 @@ def test_ci_variants_stay_restricted_and_keep_passwords_in_secrets(helm: Helm, v
     assert pod_spec(rendered)["automountServiceAccountToken"] is False
     for name, entry in env_of(worker(rendered)).items():
         assert "PASSWORD" not in name or "valueFrom" in entry, name
-
-
-def test_pods_have_resource_requests_and_limits_by_default(helm: Helm):
-    rendered = render(helm, {"items": ["a"]})
-    test_pod = rendered.get("Pod", f"{JOB}-test-queue")["spec"]["containers"][0]
-    for container in (worker(rendered), test_pod):
-        resources = container["resources"]
-        assert set(resources["requests"]) == {"cpu", "memory"}, container["name"]
-        assert set(resources["limits"]) == {"cpu", "memory"}, container["name"]
-
-
-def test_network_policy_admits_nothing_to_the_release_pods(helm: Helm):
-    rendered = render(helm)
-    policy = rendered.get("NetworkPolicy", JOB)
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    assert "ingress" not in policy["spec"]
-    selector = policy["spec"]["podSelector"]["matchLabels"]
-    assert selector.items() <= pod_spec_labels(rendered).items()
-    assert selector.items() <= rendered.get("Pod", f"{JOB}-test-queue")["metadata"]["labels"].items()
-    assert rendered.find("NetworkPolicy", JOB) is not None
-    assert render(helm, {"networkPolicy": {"enabled": False}}).find("NetworkPolicy", JOB) is None
-
-
-def test_pod_runs_as_the_image_user_with_a_writable_tmp(helm: Helm):
-    rendered = render(helm, {"items": ["a"]})
-    spec = pod_spec(rendered)
-    assert spec["securityContext"]["runAsUser"] == 65532
-    assert spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["enableServiceLinks"] is False
-    assert {"name": "tmp", "emptyDir": {}} in spec["volumes"]
-    container = worker(rendered)
-    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-
-
-def test_pod_extras_reach_the_worker(helm: Helm):
-    values = {
-        "env": [{"name": "OUTPUT", "value": "/out"}],
-        "envFrom": [{"secretRef": {"name": "api-token"}}],
-        "extraVolumes": [{"name": "out", "emptyDir": {}}],
-        "extraVolumeMounts": [{"name": "out", "mountPath": "/out"}],
-        "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi", "cpu": None}},
-        "nodeSelector": {"pool": "batch"},
-        "tolerations": [{"key": "spot", "operator": "Exists"}],
-        "affinity": {"podAntiAffinity": {}},
-        "imagePullSecrets": [{"name": "registry"}],
-        "priorityClassName": "batch-low",
-        "items": ["a"],
-    }
-    rendered = render(helm, values)
-    spec = pod_spec(rendered)
-    container = worker(rendered)
-    assert env_of(container)["OUTPUT"] == {"name": "OUTPUT", "value": "/out"}
-    assert container["envFrom"] == values["envFrom"]
-    assert {"name": "out", "mountPath": "/out"} in container["volumeMounts"]
-    assert {"name": "out", "emptyDir": {}} in spec["volumes"]
-    # Given values are merged into the defaults; null drops a default (here the CPU limit).
-    defaults = chart_defaults(CHART.name)
-    assert container["resources"] == {
-        "requests": {"cpu": "250m", "memory": defaults["resources"]["requests"]["memory"]},
-        "limits": {"memory": "1Gi"},
-    }
-    assert spec["nodeSelector"] == {"pool": "batch"}
-    assert spec["tolerations"] == values["tolerations"]
-    assert spec["affinity"] == values["affinity"]
-    assert spec["imagePullSecrets"] == [{"name": "registry"}]
-    assert spec["priorityClassName"] == "batch-low"
-
-
-def test_service_account(helm: Helm):
-    assert pod_spec(render(helm))["serviceAccountName"] == "default"
-    rendered = render(helm, {"serviceAccount": {"create": True, "annotations": {"iam": "role"}}})
-    account = rendered.get("ServiceAccount", JOB)
-    assert account["automountServiceAccountToken"] is False
-    assert account["metadata"]["annotations"] == {"iam": "role"}
-    assert pod_spec(rendered)["serviceAccountName"] == JOB
-    named = render(helm, {"serviceAccount": {"name": "existing"}})
-    assert pod_spec(named)["serviceAccountName"] == "existing"
-    assert named.all("ServiceAccount") == []
 
 
 def test_helm_test_pod_checks_the_finished_queue(helm: Helm):
@@ -403,11 +247,6 @@ def test_notes_say_how_to_fill_the_queue_by_hand(helm: Helm):
     assert "jobworker seal" in notes
     waiting = helm.notes(CHART, {**PROGRAM, "waitForSeal": True})
     assert f"kubectl exec --namespace batch job/{JOB} -c worker -- jobworker seal" in waiting
-
-
-def test_notes_warn_when_the_cluster_has_no_pod_failure_policy(helm: Helm):
-    assert "has no pod failure policy" in helm.notes(CHART, PROGRAM, kube_version="1.25.3")
-    assert "has no pod failure policy" not in helm.notes(CHART, PROGRAM)
 
 
 def test_defaults_pass_the_schema_and_ask_only_for_the_program(helm: Helm):

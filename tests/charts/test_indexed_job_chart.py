@@ -9,53 +9,31 @@ from pathlib import Path
 import pytest
 
 from devkit.docker import Mount
-from jobworker import constants
 from jobworker.items import parse_lines, read_items
 from tests.charts.checks import assert_restricted, env_of
-from tests.support.helm import Helm, chart_defaults, chart_path, ci_values_files
+from tests.charts.jobcharts import BUSYBOX, INDEXED, INDEXED_ITEMS, JOBWORKER_VARIABLES, values_of
+from tests.support.helm import Helm, ci_values_files
 from tests.support.images import BuiltImages, docker_run_argv, image_refs
 from tests.support.manifests import COMPLETION_INDEX_FIELD, Manifests
 
-CHART = chart_path("indexed-job")
+CHART = INDEXED.path
 WRITE_ITEM = Path(__file__).resolve().parents[2] / "images" / "jobworker-write-item"
-JOB = "demo-indexed-job"  # release "demo"
-DOCS_ITEMS = ["foo", "bar", "baz", "qux", "xyz"]
-PROGRAM = {"items": DOCS_ITEMS, "command": ["rev"]}
-BUSYBOX = {"repository": "docker.io/library/busybox", "tag": "1.36.1"}
-INIT_VARIANT = {"items": DOCS_ITEMS, "programImage": BUSYBOX, "command": ["rev", "/input/data.txt"]}
-# Every variable the jobworker CLI reads, by its name in constants.py.
-JOBWORKER_VARIABLES = {value for name, value in vars(constants).items() if name.startswith("ENV_")}
+JOB = INDEXED.job
+DOCS_ITEMS = INDEXED_ITEMS
+PROGRAM = INDEXED.values
+INIT_VARIANT = {**INDEXED.values, **INDEXED.extra}
 PER_INDEX_FIELDS = ("backoffLimitPerIndex", "maxFailedIndexes", "podReplacementPolicy")
 BEFORE_PER_INDEX = ["1.27.0", "1.28.15"]  # supported (kubeVersion >=1.27), but no per-index fields
 WITH_PER_INDEX = ["1.29.0", "1.31.4", "1.35.0"]
 
 
-def render(helm: Helm, values: dict | None = None, **kwargs: object) -> Manifests:
-    return helm.template(CHART, {**PROGRAM, **(values or {})}, **kwargs)
-
-
-def job_spec(manifests: Manifests) -> dict:
-    return manifests.get("Job", JOB)["spec"]
-
-
-def pod_spec(manifests: Manifests) -> dict:
-    return job_spec(manifests)["template"]["spec"]
-
-
-def worker(manifests: Manifests) -> dict:
-    (container,) = pod_spec(manifests)["containers"]
-    assert container["name"] == "worker"
-    return container
+render, job_spec, pod_spec, worker = INDEXED.render, INDEXED.job_spec, INDEXED.pod_spec, INDEXED.worker
 
 
 def input_container(manifests: Manifests) -> dict:
     (container,) = pod_spec(manifests)["initContainers"]
     assert container["name"] == "input"
     return container
-
-
-def values_of(container: dict) -> dict[str, str]:
-    return {name: entry["value"] for name, entry in env_of(container).items() if "value" in entry}
 
 
 def volumes_of(manifests: Manifests) -> dict[str, dict]:
@@ -132,18 +110,11 @@ def test_without_items_completions_are_required_and_the_program_gets_its_index(h
     assert rendered.find("Pod", f"{JOB}-test-items") is None, "the helm test checks items"
 
 
-def test_job_settings_come_from_values(helm: Helm):
-    values = {"parallelism": 5, "backoffLimit": 10, "backoffLimitPerIndex": 0, "maxFailedIndexes": 3,
-              "activeDeadlineSeconds": 3600, "ttlSecondsAfterFinished": 300,
-              "terminationGracePeriodSeconds": 90}  # fmt: skip
-    spec = job_spec(render(helm, values))
-    assert spec["parallelism"] == 5
+def test_per_index_settings_come_from_values(helm: Helm):
+    spec = job_spec(render(helm, {"backoffLimit": 10, "backoffLimitPerIndex": 0, "maxFailedIndexes": 3}))
     assert spec["backoffLimit"] == 10
     assert spec["backoffLimitPerIndex"] == 0
     assert spec["maxFailedIndexes"] == 3
-    assert spec["activeDeadlineSeconds"] == 3600
-    assert spec["ttlSecondsAfterFinished"] == 300
-    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 90
     without = job_spec(render(helm, {"backoffLimitPerIndex": None}))
     assert "backoffLimitPerIndex" not in without
     assert without["podReplacementPolicy"] == "Failed"
@@ -235,11 +206,6 @@ def test_pod_failure_policy_can_be_left_out(helm: Helm):
 
 
 # --- the worker image variant ----------------------------------------------------------------------
-def test_worker_runs_the_image_entrypoint_with_the_program_as_args(helm: Helm):
-    container = worker(render(helm, {"command": ["python", "/app/run.py"], "args": ["--out", "{item}"]}))
-    assert container["image"] == image_refs()["indexed-worker"]
-    assert "command" not in container, "the image's ENTRYPOINT (jobworker indexed) must stay"
-    assert container["args"] == ["--", "python", "/app/run.py", "--out", "{item}"]
 
 
 def test_worker_gets_the_items_and_the_delivery_but_never_the_index_itself(helm: Helm):
@@ -278,13 +244,6 @@ def test_items_are_a_json_array_in_a_config_map(helm: Helm):
     assert volumes_of(rendered)["items"] == {"name": "items", "configMap": {"name": f"{JOB}-items"}}
     annotations = job_spec(rendered)["template"]["metadata"]["annotations"]
     assert len(annotations["checksum/items"]) == 64
-
-
-def test_other_items_change_the_pod_template(helm: Helm):
-    """So that `helm upgrade` with other items fails (a Job's template is immutable)."""
-    first = job_spec(render(helm, {"items": ["a", "b"]}))["template"]
-    second = job_spec(render(helm, {"items": ["a", "c"]}))["template"]
-    assert first["metadata"]["annotations"] != second["metadata"]["annotations"]
 
 
 def test_downward_api_variant_gives_the_index_as_a_file(helm: Helm):
@@ -415,73 +374,6 @@ def test_ci_variants_stay_restricted(helm: Helm, values_file: Path):
     assert_restricted(rendered)
     assert pod_spec(rendered)["automountServiceAccountToken"] is False
     assert pod_spec(rendered)["restartPolicy"] == "Never"
-
-
-def test_pods_have_resource_requests_and_limits_by_default(helm: Helm):
-    rendered = helm.template(CHART, INIT_VARIANT)
-    test_pod = rendered.get("Pod", f"{JOB}-test-items")["spec"]["containers"][0]
-    for container in (input_container(rendered), worker(rendered), test_pod):
-        resources = container["resources"]
-        assert set(resources["requests"]) == {"cpu", "memory"}, container["name"]
-        assert set(resources["limits"]) == {"cpu", "memory"}, container["name"]
-
-
-def test_pod_extras_reach_the_worker(helm: Helm):
-    values = {
-        "env": [{"name": "OUTPUT", "value": "/out"}],
-        "envFrom": [{"secretRef": {"name": "api-token"}}],
-        "extraVolumes": [{"name": "out", "emptyDir": {}}],
-        "extraVolumeMounts": [{"name": "out", "mountPath": "/out"}],
-        "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "1Gi", "cpu": None}},
-        "nodeSelector": {"pool": "batch"},
-        "tolerations": [{"key": "spot", "operator": "Exists"}],
-        "affinity": {"podAntiAffinity": {}},
-        "imagePullSecrets": [{"name": "registry"}],
-        "priorityClassName": "batch-low",
-        "podLabels": {"team": "batch", "app.kubernetes.io/name": "mine"},
-        "podAnnotations": {"a": "b"},
-    }
-    rendered = render(helm, values)
-    spec = pod_spec(rendered)
-    container = worker(rendered)
-    assert env_of(container)["OUTPUT"] == {"name": "OUTPUT", "value": "/out"}
-    assert container["envFrom"] == values["envFrom"]
-    assert mounts_of(container)["/out"] == {"name": "out", "mountPath": "/out"}
-    assert volumes_of(rendered)["out"] == {"name": "out", "emptyDir": {}}
-    defaults = chart_defaults(CHART.name)
-    assert container["resources"] == {
-        "requests": {"cpu": "250m", "memory": defaults["resources"]["requests"]["memory"]},
-        "limits": {"memory": "1Gi"},
-    }
-    assert spec["nodeSelector"] == {"pool": "batch"}
-    assert spec["tolerations"] == values["tolerations"]
-    assert spec["affinity"] == values["affinity"]
-    assert spec["imagePullSecrets"] == [{"name": "registry"}]
-    assert spec["priorityClassName"] == "batch-low"
-    metadata = job_spec(rendered)["template"]["metadata"]
-    assert metadata["labels"]["team"] == "batch"
-    assert metadata["labels"]["app.kubernetes.io/name"] == "indexed-job", "the chart's own labels win"
-    assert metadata["annotations"]["a"] == "b"
-
-
-def test_network_policy_admits_nothing_to_the_release_pods(helm: Helm):
-    rendered = render(helm)
-    policy = rendered.get("NetworkPolicy", JOB)
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    assert "ingress" not in policy["spec"]
-    selector = policy["spec"]["podSelector"]["matchLabels"]
-    assert selector.items() <= job_spec(rendered)["template"]["metadata"]["labels"].items()
-    assert selector.items() <= rendered.get("Pod", f"{JOB}-test-items")["metadata"]["labels"].items()
-    assert render(helm, {"networkPolicy": {"enabled": False}}).find("NetworkPolicy", JOB) is None
-
-
-def test_service_account(helm: Helm):
-    assert pod_spec(render(helm))["serviceAccountName"] == "default"
-    rendered = render(helm, {"serviceAccount": {"create": True, "annotations": {"iam": "role"}}})
-    account = rendered.get("ServiceAccount", JOB)
-    assert account["automountServiceAccountToken"] is False
-    assert account["metadata"]["annotations"] == {"iam": "role"}
-    assert pod_spec(rendered)["serviceAccountName"] == JOB
 
 
 def test_helm_test_pod_checks_every_index_has_an_item(helm: Helm):

@@ -20,12 +20,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykube
 import pytest
 from pytest_helm_charts.errors import ObjectStatusError
+from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 from pytest_helm_charts.utils import wait_for_objects_condition
+
+if TYPE_CHECKING:
+    from tests.e2e.helm import Helm
 
 # The label every pod of a Job carries (Kubernetes 1.27+; the oldest we support is 1.29).
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -181,6 +185,17 @@ def release_stateful_sets(client: pykube.HTTPClient, namespace: str, release: st
     """Names of the release's StatefulSets (its broker: redis or rabbitmq)."""
     sets = pykube.StatefulSet.objects(client, namespace=namespace).filter(selector={INSTANCE_LABEL: release})
     return [stateful_set.name for stateful_set in sets]
+
+
+def install_job(
+    helm: "Helm", client: pykube.HTTPClient, chart: str, release: str, values: dict, *, timeout: int
+) -> pykube.Job:
+    """`helm install` of a job chart, and its worker Job once the broker it bundles (if any) runs."""
+    helm.install(release, chart, values)
+    brokers = release_stateful_sets(client, helm.namespace, release)
+    if brokers:
+        wait_for_stateful_sets_to_run(client, brokers, helm.namespace, timeout)
+    return wait_for_worker_job(client, helm.namespace, release, timeout)
 
 
 def job_pods(client: pykube.HTTPClient, job: pykube.Job) -> list[pykube.Pod]:

@@ -2,16 +2,13 @@
 
 from collections import Counter
 
-from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
-
 from tests.e2e.cluster import (
+    install_job,
     job_pods,
     pod_logs,
     processed_items,
     queue_status,
-    release_stateful_sets,
     wait_for_job_to_complete,
-    wait_for_worker_job,
 )
 from tests.e2e.conftest import BROKER_TIMEOUT, JOB_TIMEOUT
 from tests.e2e.helm import load_values
@@ -19,18 +16,10 @@ from tests.e2e.helm import load_values
 CHART = "coarse-queue-job"
 
 
-def install(helm, kube_client, release: str, values: dict):
-    helm.install(release, CHART, values)
-    brokers = release_stateful_sets(kube_client, helm.namespace, release)
-    assert brokers, f"release {release} has no StatefulSet (the rabbitmq dependency)"
-    wait_for_stateful_sets_to_run(kube_client, brokers, helm.namespace, BROKER_TIMEOUT)
-    return wait_for_worker_job(kube_client, helm.namespace, release, BROKER_TIMEOUT)
-
-
 def test_one_pod_per_item(helm, kube_client):
     values = load_values(CHART)
     items = [str(item) for item in values["items"]]
-    job = install(helm, kube_client, "coarse", values)
+    job = install_job(helm, kube_client, CHART, "coarse", values, timeout=BROKER_TIMEOUT)
 
     job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
 
@@ -51,7 +40,7 @@ def test_one_pod_per_item(helm, kube_client):
 def test_a_failing_item_is_dead_lettered_and_completions_still_match(helm, kube_client):
     values = load_values(f"{CHART}-failing")
     items = [str(item) for item in values["items"]]
-    job = install(helm, kube_client, "coarse-poison", values)
+    job = install_job(helm, kube_client, CHART, "coarse-poison", values, timeout=BROKER_TIMEOUT)
 
     job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
 

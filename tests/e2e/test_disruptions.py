@@ -9,11 +9,11 @@ import time
 from collections import Counter
 
 import pykube
-from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
 
 from tests.e2e.cluster import (
     crash_container,
     evict,
+    install_job,
     job_pods,
     pod_logs,
     processed_items,
@@ -22,7 +22,6 @@ from tests.e2e.cluster import (
     wait_for_job_to_complete,
     wait_for_log_line,
     wait_for_processed,
-    wait_for_worker_job,
 )
 from tests.e2e.conftest import BROKER_TIMEOUT, JOB_TIMEOUT
 
@@ -34,17 +33,10 @@ def slow_command(seconds: float) -> list[str]:
     return ["sh", "-c", SLOW_ITEM.format(seconds=seconds)]
 
 
-def install(helm, kube_client, chart: str, release: str, values: dict) -> pykube.Job:
-    helm.install(release, chart, values)
-    brokers = release_stateful_sets(kube_client, helm.namespace, release)
-    wait_for_stateful_sets_to_run(kube_client, brokers, helm.namespace, BROKER_TIMEOUT)
-    return wait_for_worker_job(kube_client, helm.namespace, release, BROKER_TIMEOUT)
-
-
 def test_fine_a_deleted_worker_pod_hands_its_items_back_and_the_job_completes(helm, kube_client):
     items = [f"item-{number:02}" for number in range(16)]
     values = {"items": items, "command": slow_command(1), "parallelism": 2, "backoffLimit": 2}
-    job = install(helm, kube_client, "fine-queue-job", "fine-deleted", values)
+    job = install_job(helm, kube_client, "fine-queue-job", "fine-deleted", values, timeout=BROKER_TIMEOUT)
     running = wait_for_processed(kube_client, job, 3, JOB_TIMEOUT)
 
     running[0].delete()  # graceful, as `kubectl delete pod`: SIGTERM, then the grace period
@@ -70,7 +62,7 @@ def test_coarse_an_evicted_pod_hands_its_message_back_uncounted(helm, kube_clien
         "terminationGracePeriodSeconds": 10,
         "backoffLimit": 0,
     }
-    job = install(helm, kube_client, "coarse-queue-job", "coarse-evicted", values)
+    job = install_job(helm, kube_client, "coarse-queue-job", "coarse-evicted", values, timeout=BROKER_TIMEOUT)
     first = _first_running_pod(kube_client, job)
     wait_for_log_line(first, "started:long-item", JOB_TIMEOUT)
 
@@ -96,7 +88,7 @@ def test_fine_the_redis_pod_deleted_mid_run_loses_nothing_with_persistence(helm,
         "backoffLimit": 2,
         "redis": {"persistence": {"enabled": True, "size": "64Mi"}},
     }
-    job = install(helm, kube_client, "fine-queue-job", "fine-broker-lost", values)
+    job = install_job(helm, kube_client, "fine-queue-job", "fine-broker-lost", values, timeout=BROKER_TIMEOUT)
     wait_for_processed(kube_client, job, 4, JOB_TIMEOUT)
     (broker_set,) = release_stateful_sets(kube_client, helm.namespace, "fine-broker-lost")
     broker = pykube.Pod.objects(kube_client, namespace=helm.namespace).get_by_name(f"{broker_set}-0")
@@ -119,7 +111,7 @@ def test_fine_redis_server_crashing_mid_run_loses_nothing_by_default(helm, kube_
     emptyDir, so the queue, its leases and its counts are all still there."""
     items = [f"item-{number:02}" for number in range(24)]
     values = {"items": items, "command": slow_command(0.5), "parallelism": 2, "backoffLimit": 0}
-    job = install(helm, kube_client, "fine-queue-job", "fine-redis-crash", values)
+    job = install_job(helm, kube_client, "fine-queue-job", "fine-redis-crash", values, timeout=BROKER_TIMEOUT)
     wait_for_processed(kube_client, job, 4, JOB_TIMEOUT)
     (broker_set,) = release_stateful_sets(kube_client, helm.namespace, "fine-redis-crash")
     broker = pykube.Pod.objects(kube_client, namespace=helm.namespace).get_by_name(f"{broker_set}-0")

@@ -2,18 +2,15 @@
 
 from collections import Counter
 
-from pytest_helm_charts.k8s.stateful_set import wait_for_stateful_sets_to_run
-
 from tests.e2e.cluster import (
     has_condition,
+    install_job,
     job_pods,
     pod_logs,
     processed_items,
     queue_status,
-    release_stateful_sets,
     wait_for_job_to_complete,
     wait_for_job_to_fail,
-    wait_for_worker_job,
 )
 from tests.e2e.conftest import BROKER_TIMEOUT, JOB_TIMEOUT
 from tests.e2e.helm import load_values
@@ -21,18 +18,10 @@ from tests.e2e.helm import load_values
 CHART = "fine-queue-job"
 
 
-def install(helm, kube_client, release: str, values: dict):
-    helm.install(release, CHART, values)
-    brokers = release_stateful_sets(kube_client, helm.namespace, release)
-    assert brokers, f"release {release} has no StatefulSet (the redis dependency)"
-    wait_for_stateful_sets_to_run(kube_client, brokers, helm.namespace, BROKER_TIMEOUT)
-    return wait_for_worker_job(kube_client, helm.namespace, release, BROKER_TIMEOUT)
-
-
 def test_every_item_is_processed_once_by_parallelism_pods(helm, kube_client):
     values = load_values(CHART)
     items = [str(item) for item in values["items"]]
-    job = install(helm, kube_client, "fine", values)
+    job = install_job(helm, kube_client, CHART, "fine", values, timeout=BROKER_TIMEOUT)
 
     job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
 
@@ -51,7 +40,7 @@ def test_every_item_is_processed_once_by_parallelism_pods(helm, kube_client):
 def test_a_failing_item_ends_in_the_failed_list_and_fails_the_job(helm, kube_client):
     values = load_values(f"{CHART}-failing")
     items = [str(item) for item in values["items"]]
-    job = install(helm, kube_client, "fine-poison", values)
+    job = install_job(helm, kube_client, CHART, "fine-poison", values, timeout=BROKER_TIMEOUT)
 
     job = wait_for_job_to_fail(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
 

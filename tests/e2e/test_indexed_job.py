@@ -3,12 +3,12 @@
 from tests.e2e.cluster import (
     completion_index,
     has_condition,
+    install_job,
     job_pods,
     pod_logs,
     processed_items,
     wait_for_job_to_complete,
     wait_for_job_to_fail,
-    wait_for_worker_job,
 )
 from tests.e2e.conftest import BROKER_TIMEOUT, JOB_TIMEOUT
 from tests.e2e.helm import load_values
@@ -16,14 +16,9 @@ from tests.e2e.helm import load_values
 CHART = "indexed-job"
 
 
-def install(helm, kube_client, release: str, values: dict):
-    helm.install(release, CHART, values)
-    return wait_for_worker_job(kube_client, helm.namespace, release, BROKER_TIMEOUT)
-
-
 def test_each_index_gets_its_item_as_in_the_docs(helm, kube_client):
     values = load_values(CHART)
-    job = install(helm, kube_client, "indexed", values)
+    job = install_job(helm, kube_client, CHART, "indexed", values, timeout=BROKER_TIMEOUT)
 
     job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
 
@@ -40,7 +35,7 @@ def test_each_index_gets_its_item_as_in_the_docs(helm, kube_client):
 
 def test_init_container_writes_each_index_its_item_for_an_unmodified_program(helm, kube_client):
     values = load_values(f"{CHART}-init-container")
-    job = install(helm, kube_client, "indexed-init", values)
+    job = install_job(helm, kube_client, CHART, "indexed-init", values, timeout=BROKER_TIMEOUT)
 
     job = wait_for_job_to_complete(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
 
@@ -57,7 +52,7 @@ def test_init_container_writes_each_index_its_item_for_an_unmodified_program(hel
 def test_failing_items_fail_only_their_indexes_as_the_job_controller_counts_them(helm, kube_client):
     values = load_values(f"{CHART}-failing")
     bad, flaky = values["items"].index("bad"), values["items"].index("flaky")
-    job = install(helm, kube_client, "indexed-bad", values)
+    job = install_job(helm, kube_client, CHART, "indexed-bad", values, timeout=BROKER_TIMEOUT)
 
     job = wait_for_job_to_fail(kube_client, job.name, helm.namespace, JOB_TIMEOUT)
 
