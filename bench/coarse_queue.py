@@ -1,8 +1,11 @@
 """Benchmark of the coarse-grained work queue against the Kubernetes docs' amqp-tools, in one run.
 
 - Per message: what one `jobworker coarse` process costs (start, connect, consume one message,
-  run `cat`, acknowledge, exit), against `amqp-consume -c 1 cat`, the docs' worker. Runs of the
-  two alternate, so that both see the same machine load.
+  run `cat`, acknowledge, exit), against `amqp-consume -c 1 cat`, the docs' worker. Two floors
+  run with them: the worker's interpreter doing nothing (`python -c pass`) and importing pika
+  (`python -c 'import pika'`), what any Python worker and any pika worker pay before their first
+  round trip, so that the table shows how much of the gap a Python worker with pika can close.
+  Runs of all four alternate, so that all see the same machine load.
 - Seeding: `jobworker seed` filling a queue (one process, persistent messages, transactions),
   against one `amqp-publish -p` process per item.
 
@@ -14,6 +17,7 @@ or one JSON object with --json.
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -56,6 +60,13 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def version_of(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def ready(server: RabbitServer, queue: str) -> int:
     with server.connection() as connection:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
@@ -91,16 +102,20 @@ def measure(messages: int, seed_items: int) -> dict:
         for queue in ("for-jobworker", "for-amqp-consume"):
             run([*jobworker, "seed", "--queue", queue, "--file", str(items_file)], env)
         coarse = [*jobworker, "coarse", "--queue", "for-jobworker", "--wait", "10", "--", "cat"]
-        consume = ["amqp-consume", "--url", url, "-q", "for-amqp-consume", "-c", "1", "cat"]
-        coarse_seconds = consume_seconds = 0.0
+        commands = {
+            "jobworker_coarse": coarse,
+            "amqp_consume": ["amqp-consume", "--url", url, "-q", "for-amqp-consume", "-c", "1", "cat"],
+            "python_alone": [sys.executable, "-c", "pass"],
+            "python_import_pika": [sys.executable, "-c", "import pika"],
+        }
+        seconds = dict.fromkeys(commands, 0.0)
         for _ in range(messages):
-            coarse_seconds += run(coarse, env)
-            consume_seconds += run(consume)
+            for name, argv in commands.items():
+                seconds[name] += run(argv, env)
         if ready(server, "for-jobworker") or ready(server, "for-amqp-consume"):
             raise SystemExit("a worker left messages behind")
 
-    coarse_ms = coarse_seconds / messages * 1000
-    consume_ms = consume_seconds / messages * 1000
+    per_message_ms = {name: round(total / messages * 1000, 1) for name, total in seconds.items()}
     seed_rate = seed_items / seed_seconds
     publish_rate = messages / publish_seconds
     return {
@@ -110,8 +125,10 @@ def measure(messages: int, seed_items: int) -> dict:
         "broker": f"rabbitmq-server {version}",
         "messages": messages,
         "seed_items": seed_items,
-        "per_message_ms": {"jobworker_coarse": round(coarse_ms, 1), "amqp_consume": round(consume_ms, 1)},
-        "per_message_ratio": round(coarse_ms / consume_ms, 2),
+        "python": platform.python_version(),
+        "pika": version_of("pika"),
+        "per_message_ms": per_message_ms,
+        "per_message_ratio": round(per_message_ms["jobworker_coarse"] / per_message_ms["amqp_consume"], 2),
         "seed_items_per_second": {
             "jobworker_seed": round(seed_rate),
             "amqp_publish_per_item": round(publish_rate),
@@ -128,6 +145,9 @@ def print_table(result: dict) -> None:
     print(f"  jobworker coarse -- cat     {per['jobworker_coarse']:8.1f} ms")
     print(f"  amqp-consume -c 1 cat       {per['amqp_consume']:8.1f} ms")
     print(f"  ratio                       {result['per_message_ratio']:8.2f} x")
+    print(f"floors, Python {result['python']} (the worker's interpreter), pika {result['pika']}:")
+    print(f"  python -c pass              {per['python_alone']:8.1f} ms")
+    print(f"  python -c 'import pika'     {per['python_import_pika']:8.1f} ms")
     print("seeding, persistent messages:")
     print(f"  jobworker seed ({result['seed_items']} items)   {seed['jobworker_seed']:8d} items/s")
     print(f"  amqp-publish -p per item    {seed['amqp_publish_per_item']:8d} items/s")
