@@ -13,12 +13,18 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import pika
 import pytest
 
 from devkit.servers import RabbitServer, free_port, wait_until
+from jobworker import coarse as coarse_module
+from jobworker.amqpconsumer import Consumer
+from jobworker.amqpqueue import broker_from
+from jobworker.coarse import CoarseSettings, CoarseWorker
 from jobworker.constants import (
     AMQP_SEED_CHUNK,
     HEADER_ATTEMPTS,
@@ -28,6 +34,8 @@ from jobworker.constants import (
     ExitCode,
 )
 from jobworker.items import items_digest
+from jobworker.runner import CommandRunner, ItemDelivery
+from jobworker.stopping import StopRequest
 from tests.support.processes import one_line_error, run_jobworker, start_jobworker, worker_env
 
 pytestmark = pytest.mark.broker_versions
@@ -286,6 +294,47 @@ def test_sigterm_while_waiting_for_a_message(rabbit_server, amqp_env, amqp_queue
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=60)
     assert worker.returncode == ExitCode.TERMINATED, stderr.decode()
+
+
+# --- the main thread pumping the connection while the program runs --------------------------------
+def test_an_item_is_settled_on_the_programs_wake_without_waiting_out_a_pump(
+    rabbit_server, amqp_env, amqp_queue, monkeypatch
+):
+    """The program's thread wakes the main thread's pump as the program ends, then takes a moment
+    to exit. A main thread that pumped again in that moment would wait out PUMP_SECONDS before it
+    settled: a fifth of a second added to one pod in five on a loaded node. Here the thread lingers
+    a whole second after its wake, in-process, so that such a pump cannot be missed."""
+    seed(amqp_env, amqp_queue, "only")
+    lingering = threading.Event()
+    pumps_while_lingering: list[float] = []
+
+    class LingeringConsumer(Consumer):  # a real consumer on a real connection, slow to let go
+        def wake(self) -> None:
+            super().wake()
+            lingering.set()
+            time.sleep(1)
+            lingering.clear()
+
+        def pump(self, seconds: float) -> None:
+            if lingering.is_set():
+                pumps_while_lingering.append(seconds)
+            super().pump(seconds)
+
+    monkeypatch.setattr(coarse_module, "Consumer", LingeringConsumer)
+    settings = CoarseSettings(
+        max_attempts=3, wait_seconds=10, drain=False, prefetch=1, idle_seconds=0, consumer_timeout=None
+    )
+    worker = CoarseWorker(
+        broker_from(amqp_env["AMQP_URL"], amqp_env, 10, "test"),
+        AmqpNames.for_queue(amqp_queue),
+        lambda stop: CommandRunner(["true"], ItemDelivery.STDIN, stop),
+        settings,
+        StopRequest(),
+    )
+    assert worker.run() == ExitCode.OK
+    assert pumps_while_lingering == []
+    assert worker.done == 1
+    assert ready(rabbit_server, amqp_queue) == 0
 
 
 # --- long items: heartbeats and the delivery acknowledgement timeout ------------------------------

@@ -277,6 +277,9 @@ class CoarseWorker:
         runner = self.runner_for(item_stop)
         result: list[Outcome] = []
         crashed: list[BaseException] = []
+        # Set before the wake, and tested instead of thread.is_alive(): the thread outlives its
+        # wake by a moment, and a pump started in that moment would wait out PUMP_SECONDS.
+        ran = threading.Event()
 
         def work() -> None:
             try:
@@ -284,12 +287,13 @@ class CoarseWorker:
             except BaseException as error:  # noqa: BLE001 - re-raised in the main thread below
                 crashed.append(error)
             finally:
+                ran.set()
                 consumer.wake()
 
         thread = threading.Thread(target=work, name="program", daemon=True)
         thread.start()
         lost: BrokerLost | None = None
-        while thread.is_alive():
+        while not ran.is_set():
             if self.stop.requested and not item_stop.requested:
                 item_stop.request(self.stop.signal_name)
             if lost is None:
@@ -299,7 +303,7 @@ class CoarseWorker:
                     lost = error
                     item_stop.request("the broker connection was lost")
             else:
-                thread.join(PUMP_SECONDS)
+                ran.wait(PUMP_SECONDS)
         thread.join()
         if crashed:
             raise crashed[0]
