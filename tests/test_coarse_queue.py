@@ -1,10 +1,12 @@
 """The coarse-grained work queue against a real rabbitmq-server: `jobworker coarse`, and the
 RabbitMQ side of `jobworker seed`, `status` and `requeue-failed`.
 
-Every worker is a separate process, as in a pod; the broker is Debian 12's rabbitmq-server 3.10 on
-a temporary node, and again the stand-in for the rabbitmq chart's official image (RabbitMQ 4.3) in
-a container (see conftest.py). Most tests share one node per version (`rabbit_server`) and keep
-apart by queue name; the ones that restart or reconfigure the broker start their own.
+Every worker is a separate process, as in a pod, but for one test that must hold the worker's
+program thread at a chosen moment and so runs a CoarseWorker in this process. The broker is Debian
+12's rabbitmq-server 3.10 on a temporary node, and again the stand-in for the rabbitmq chart's
+official image (RabbitMQ 4.3) in a container (see conftest.py). Most tests share one node per
+version (`rabbit_server`) and keep apart by queue name; the ones that restart or reconfigure the
+broker start their own.
 """
 
 import json
@@ -24,7 +26,6 @@ from devkit.servers import RabbitServer, free_port, wait_until
 from jobworker import coarse as coarse_module
 from jobworker.amqpconsumer import Consumer
 from jobworker.amqpqueue import broker_from
-from jobworker.coarse import CoarseSettings, CoarseWorker
 from jobworker.constants import (
     AMQP_SEED_CHUNK,
     HEADER_ATTEMPTS,
@@ -321,10 +322,10 @@ def test_an_item_is_settled_on_the_programs_wake_without_waiting_out_a_pump(
             super().pump(seconds)
 
     monkeypatch.setattr(coarse_module, "Consumer", LingeringConsumer)
-    settings = CoarseSettings(
+    settings = coarse_module.CoarseSettings(
         max_attempts=3, wait_seconds=10, drain=False, prefetch=1, idle_seconds=0, consumer_timeout=None
     )
-    worker = CoarseWorker(
+    worker = coarse_module.CoarseWorker(
         broker_from(amqp_env["AMQP_URL"], amqp_env, 10, "test"),
         AmqpNames.for_queue(amqp_queue),
         lambda stop: CommandRunner(["true"], ItemDelivery.STDIN, stop),
