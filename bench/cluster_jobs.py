@@ -20,7 +20,8 @@ end, as the kubelet reports it, to the second) and the idle part of it (a pod al
 item or after its last one, from the log's timestamps), the mean time from a pod's scheduling to its
 first item (what a pod per item pays per item), the broker's peak memory, and the ratio ours/docs.
 With --repeat N each size runs N times and every figure is the median: one run on a small shared
-machine can be several percent off.
+machine can be several percent off. The repeats go in rounds over a pattern's variants, ours and
+the docs' taking turns at going first (see run_size).
 
 Usage: bench/cluster_jobs.py [--quick] [--json] [--patterns P,...] [--items N,...] [--repeat N]
 It builds the docs' images (Docker) and, on the local cluster, imports them; elsewhere the cluster
@@ -605,43 +606,67 @@ CONTENDERS: dict[str, list[tuple[str, Callable, Callable]]] = {
 
 
 def run_pair(
-    cluster: Cluster, pattern: str, contenders: tuple[Callable, Callable], items: int, parallelism: int
+    cluster: Cluster,
+    pattern: str,
+    contenders: tuple[Callable, Callable],
+    size: tuple[int, int],
+    docs_first: bool,
 ) -> tuple[Measure, Measure]:
-    """Ours, then the docs' original, one after the other in one namespace, on one broker started
-    first and not timed (each uses a queue of its own)."""
+    """Ours and the docs' original, one after the other in one namespace, on one broker started
+    first and not timed (each uses a queue of its own); the docs' first when `docs_first`."""
+    items, parallelism = size
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", namespace)
     try:
         start_broker(cluster, namespace, pattern)
         ours, docs = contenders
+        if docs_first:
+            docs_measure = docs(cluster, namespace, items, parallelism)
+            return ours(cluster, namespace, items, parallelism), docs_measure
         return ours(cluster, namespace, items, parallelism), docs(cluster, namespace, items, parallelism)
     finally:
         cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=300s", check=False)
 
 
-def run_size(
-    cluster: Cluster,
-    pattern: str,
-    contenders: tuple[str, Callable, Callable],
-    size: tuple[int, int],
-    repeats: int,
-) -> Run:
-    """One size of a pattern's variant (an entry of CONTENDERS): `repeats` pairs, each in a fresh
-    namespace, each figure the median over them."""
-    items, parallelism = size
-    variant, ours, docs = contenders
-    pairs = [run_pair(cluster, pattern, (ours, docs), items, parallelism) for _ in range(repeats)]
-    run = Run(
-        pattern,
-        items,
-        parallelism,
-        median_of([pair[0] for pair in pairs]),
-        median_of([pair[1] for pair in pairs]),
-        variant,
-        repeats,
-    )
-    run.ratios = ratios(run)
-    return run
+def turns(variants: int, repeats: int) -> list[tuple[int, bool]]:
+    """The order run_size runs a pattern's pairs in: (variant index, whether the docs' original goes
+    first), round after round. Who goes first alternates from one variant to the next within a
+    round, and for each variant from one round to the next: with an even number of rounds, each
+    variant has the docs' original first in half of its pairs."""
+    return [
+        (index, (round_number + index) % 2 == 1)
+        for round_number in range(repeats)
+        for index in range(variants)
+    ]
+
+
+def run_size(cluster: Cluster, pattern: str, size: tuple[int, int], repeats: int) -> list[Run]:
+    """Every variant of a pattern (its entries in CONTENDERS) at one size: `repeats` rounds, each
+    running every variant's pair once in a fresh namespace, each figure the median over the rounds.
+
+    Rounds rather than one variant's repeats after the other's, and ours and the docs' taking
+    turns at going first: the cluster does not run at one speed for the length of a run (a
+    broker just started, etcd and the kubelet's state growing with every pod), and whatever
+    drifts with time must weigh on every variant and on both contenders alike, not end up in
+    the ratio between them."""
+    variants = CONTENDERS[pattern]
+    pairs: list[list[tuple[Measure, Measure]]] = [[] for _ in variants]
+    for index, docs_first in turns(len(variants), repeats):
+        _, ours, docs = variants[index]
+        pairs[index].append(run_pair(cluster, pattern, (ours, docs), size, docs_first))
+    runs = []
+    for (variant, _, _), measured in zip(variants, pairs, strict=True):
+        run = Run(
+            pattern,
+            *size,
+            median_of([pair[0] for pair in measured]),
+            median_of([pair[1] for pair in measured]),
+            variant,
+            repeats,
+        )
+        run.ratios = ratios(run)
+        runs.append(run)
+    return runs
 
 
 # --- setting up and reporting ----------------------------------------------------------------------
@@ -862,8 +887,7 @@ def main() -> int:
     cluster = Cluster(args.kubeconfig, args.kubectl, args.helm, images)
     runs = []
     for pattern, items, parallelism in sizes:
-        for contenders in CONTENDERS[pattern]:
-            run = run_size(cluster, pattern, contenders, (items, parallelism), args.repeat)
+        for run in run_size(cluster, pattern, (items, parallelism), args.repeat):
             runs.append(as_json(run))
             if not args.json:
                 print(

@@ -1,5 +1,6 @@
-"""bench/cluster_jobs.py's own logic, without a cluster: the median over repeated runs and the
-refusal of bad sizes before anything is built or installed (its cluster run: tests/cluster)."""
+"""bench/cluster_jobs.py's own logic, without a cluster: the median over repeated runs, the order
+of the pairs, and the refusal of bad sizes before anything is built or installed (its cluster run:
+tests/cluster)."""
 
 import json
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from cluster_jobs import Measure, Run, as_json, median_of, print_table, ratios  # noqa: E402
+from cluster_jobs import Measure, Run, as_json, median_of, print_table, ratios, turns  # noqa: E402
 
 
 def measure(seconds: float, pods: int, peak: int | None) -> Measure:
@@ -84,3 +85,14 @@ def test_bad_sizes_are_one_line_before_anything_runs(tmp_path: Path, args: list[
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == f"cluster_jobs.py: error: {message}"
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("variants", [1, 2])
+def test_ours_and_the_docs_take_turns_at_going_first(variants: int):
+    order = turns(variants, 4)
+    assert len(order) == 4 * variants
+    for index in range(variants):
+        docs_first = [first for variant, first in order if variant == index]
+        assert docs_first == [index % 2 == 1, index % 2 == 0, index % 2 == 1, index % 2 == 0]
+    # Within a round, one variant's docs go first where the next one's ours do.
+    assert [first for _, first in order[:variants]] == [index % 2 == 1 for index in range(variants)]
