@@ -5,15 +5,14 @@ alike, from the library chart jobworker-common, is tested once for all three in 
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from jobworker import constants
+from tests.charts.catalog import ChartUnderTest
 from tests.charts.checks import env_of
-from tests.support.helm import Helm, chart_path
+from tests.support.helm import Helm
 from tests.support.manifests import Manifests
 
-RELEASE = "demo"
 # Every variable the jobworker CLI reads, by its name in constants.py.
 JOBWORKER_VARIABLES = {value for name, value in vars(constants).items() if name.startswith("ENV_")}
 # The Kubernetes docs' example items of each pattern.
@@ -28,8 +27,7 @@ def values_of(container: dict) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class JobChart:
-    name: str  # its directory under charts/
+class JobChart(ChartUnderTest):
     values: dict[str, Any]  # what each rendering gives unless it says otherwise: the work
     test_pod_suffix: str  # the `helm test` pod is <release>-<chart>-<suffix>
     image: str  # the worker image's name (tests/support/images.py: image_refs)
@@ -37,20 +35,9 @@ class JobChart:
     queue: bool = True  # a work queue (fine, coarse), or indexed
     extra: dict[str, Any] = field(default_factory=dict)  # with `values`: every container and volume
 
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def path(self) -> Path:
-        return chart_path(self.name)
-
-    @property
-    def job(self) -> str:
-        return f"{RELEASE}-{self.name}"
-
     @property
     def test_pod(self) -> str:
-        return f"{self.job}-{self.test_pod_suffix}"
+        return f"{self.fullname}-{self.test_pod_suffix}"
 
     def render(self, helm: Helm, values: dict | None = None, **kwargs: object) -> Manifests:
         return helm.template(self.path, {**self.values, **(values or {})}, **kwargs)

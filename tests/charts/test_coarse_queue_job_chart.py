@@ -11,7 +11,7 @@ from tests.charts.jobcharts import COARSE, JOBWORKER_VARIABLES, QUEUE_FRUITS, va
 from tests.support.helm import Helm, ci_values_files
 
 CHART = COARSE.path
-JOB = COARSE.job
+JOB = COARSE.fullname
 RABBITMQ = "demo-rabbitmq"
 USERNAME_KEY = "rabbitmq-username"  # the user name is kept beside the password, but is no secret
 FRUITS = QUEUE_FRUITS

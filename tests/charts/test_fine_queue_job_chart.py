@@ -11,7 +11,7 @@ from tests.charts.jobcharts import FINE, JOBWORKER_VARIABLES, values_of
 from tests.support.helm import Helm, ci_values_files
 
 CHART = FINE.path
-JOB = FINE.job
+JOB = FINE.fullname
 REDIS = "demo-redis"
 FRUITS = ["apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon", "orange", "pickle"]
 PROGRAM = FINE.values

@@ -18,7 +18,7 @@ from tests.support.manifests import COMPLETION_INDEX_FIELD, Manifests
 
 CHART = INDEXED.path
 WRITE_ITEM = Path(__file__).resolve().parents[2] / "images" / "jobworker-write-item"
-JOB = INDEXED.job
+JOB = INDEXED.fullname
 DOCS_ITEMS = INDEXED_ITEMS
 PROGRAM = INDEXED.values
 INIT_VARIANT = {**INDEXED.values, **INDEXED.extra}

@@ -123,10 +123,10 @@ def test_other_items_change_the_pod_template(helm: Helm, chart: JobChart):
 def test_service_account(helm: Helm, chart: JobChart):
     assert chart.pod_spec(chart.render(helm))["serviceAccountName"] == "default"
     rendered = chart.render(helm, {"serviceAccount": {"create": True, "annotations": {"iam": "role"}}})
-    account = rendered.get("ServiceAccount", chart.job)
+    account = rendered.get("ServiceAccount", chart.fullname)
     assert account["automountServiceAccountToken"] is False
     assert account["metadata"]["annotations"] == {"iam": "role"}
-    assert chart.pod_spec(rendered)["serviceAccountName"] == chart.job
+    assert chart.pod_spec(rendered)["serviceAccountName"] == chart.fullname
     named = chart.render(helm, {"serviceAccount": {"name": "existing"}})
     assert chart.pod_spec(named)["serviceAccountName"] == "existing"
     assert named.all("ServiceAccount") == []
@@ -135,18 +135,19 @@ def test_service_account(helm: Helm, chart: JobChart):
 @every_chart
 def test_network_policy_admits_nothing_to_the_release_pods(helm: Helm, chart: JobChart):
     rendered = chart.render(helm)
-    policy = rendered.get("NetworkPolicy", chart.job)
+    policy = rendered.get("NetworkPolicy", chart.fullname)
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     assert "ingress" not in policy["spec"]
     selector = policy["spec"]["podSelector"]["matchLabels"]
     assert selector.items() <= chart.pod_labels(rendered).items()
     assert selector.items() <= rendered.get("Pod", chart.test_pod)["metadata"]["labels"].items()
-    assert chart.render(helm, {"networkPolicy": {"enabled": False}}).find("NetworkPolicy", chart.job) is None
+    without = chart.render(helm, {"networkPolicy": {"enabled": False}})
+    assert without.find("NetworkPolicy", chart.fullname) is None
 
 
 @queue_charts
 def test_queue_name_defaults_to_the_release_full_name(helm: Helm, chart: JobChart):
-    assert values_of(chart.worker(chart.render(helm)))["QUEUE_NAME"] == chart.job
+    assert values_of(chart.worker(chart.render(helm)))["QUEUE_NAME"] == chart.fullname
     other = helm.template(chart.path, chart.values, release="nightly")
     assert values_of(chart.worker(other))["QUEUE_NAME"] == f"nightly-{chart.name}"
     assert values_of(chart.worker(chart.render(helm, {"queueName": "job2"})))["QUEUE_NAME"] == "job2"
