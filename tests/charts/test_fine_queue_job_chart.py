@@ -21,20 +21,11 @@ render, job_spec, pod_spec, pod_labels, worker = (
 
 
 # --- the Job ---------------------------------------------------------------------------------------
-def test_job_defaults_are_a_work_queue_of_two_workers(helm: Helm):
-    job = render(helm).get("Job", JOB)
-    spec = job["spec"]
-    assert spec["parallelism"] == 2
+def test_job_defaults_are_a_work_queue_without_completions(helm: Helm):
+    spec = job_spec(render(helm))
     assert "completions" not in spec
     assert spec["backoffLimit"] == 6
     assert spec["suspend"] is False
-    assert "activeDeadlineSeconds" not in spec
-    assert "ttlSecondsAfterFinished" not in spec
-    assert "selector" not in spec, "Kubernetes generates the Job's selector"
-    pod = spec["template"]["spec"]
-    assert pod["restartPolicy"] == "Never"
-    assert pod["terminationGracePeriodSeconds"] == 30
-    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
 
 
 def test_completions_may_be_given(helm: Helm):

@@ -13,6 +13,22 @@ queue_charts = pytest.mark.parametrize("chart", QUEUE_CHARTS, ids=str)
 
 
 @every_chart
+def test_job_defaults_are_two_pods_at_a_time_with_no_deadline_and_a_generated_selector(
+    helm: Helm, chart: JobChart
+):
+    job = chart.render(helm).get("Job", chart.fullname)
+    spec = job["spec"]
+    assert spec["parallelism"] == 2
+    for absent in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+        assert absent not in spec, absent
+    assert "selector" not in spec, "Kubernetes generates the Job's selector"
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["terminationGracePeriodSeconds"] == 30
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+
+
+@every_chart
 def test_job_settings_come_from_values(helm: Helm, chart: JobChart):
     values = {"parallelism": 5, "backoffLimit": 10, "activeDeadlineSeconds": 3600,
               "ttlSecondsAfterFinished": 300, "terminationGracePeriodSeconds": 90}  # fmt: skip
