@@ -116,6 +116,15 @@ def wait_for_line(process: subprocess.Popen, expected: bytes, timeout: float = 3
             return
 
 
+def started_on_a_long_item(env: Mapping[str, str], queue: str, grace_seconds: str) -> subprocess.Popen:
+    """A coarse worker whose program has started on its message and would run for a minute: what
+    a signal or a broker crash then does to the message is the test's."""
+    options = ["--queue", queue, "--grace-seconds", grace_seconds]
+    worker = start_jobworker(["coarse", *options, "--", "sh", "-c", "echo started; exec sleep 60"], env)
+    wait_for_line(worker, b"started")
+    return worker
+
+
 def arguments_of(server: RabbitServer, queue: str) -> dict:
     """A queue's arguments, as rabbitmqctl lists them (AMQP 0-9-1 does not tell a client)."""
     listed = server.ctl("list_queues", "--quiet", "name", "arguments", "--formatter", "json").stdout
@@ -251,21 +260,7 @@ def test_drain_retries_in_place_and_ends_with_failed_items(rabbit_server, amqp_e
 # --- SIGTERM -----------------------------------------------------------------------------------------
 def test_sigterm_before_the_ack_leaves_the_message_in_the_queue(rabbit_server, amqp_env, amqp_queue):
     seed(amqp_env, amqp_queue, "long")
-    worker = start_jobworker(
-        [
-            "coarse",
-            "--queue",
-            amqp_queue,
-            "--grace-seconds",
-            "0.5",
-            "--",
-            "sh",
-            "-c",
-            "echo started; exec sleep 60",
-        ],
-        amqp_env,
-    )
-    wait_for_line(worker, b"started")
+    worker = started_on_a_long_item(amqp_env, amqp_queue, grace_seconds="0.5")
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=60)
     assert worker.returncode == ExitCode.TERMINATED, stderr.decode()
@@ -517,21 +512,7 @@ def test_a_message_handed_back_on_sigterm_is_not_a_failed_delivery_on_43(rabbit_
     return it again, which both versions count. Attempts live in the message
     (x-jobworker-attempts) because of such differences: the hand-back records none."""
     seed(amqp_env, amqp_queue, "evicted", options=["--quorum"])
-    worker = start_jobworker(
-        [
-            "coarse",
-            "--queue",
-            amqp_queue,
-            "--grace-seconds",
-            "0.5",
-            "--",
-            "sh",
-            "-c",
-            "echo started; exec sleep 60",
-        ],
-        amqp_env,
-    )
-    wait_for_line(worker, b"started")
+    worker = started_on_a_long_item(amqp_env, amqp_queue, grace_seconds="0.5")
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=60)
     assert worker.returncode == ExitCode.TERMINATED, stderr.decode()
@@ -586,21 +567,7 @@ def test_broker_restarted_mid_run_loses_nothing(tmp_path, amqp_queue, rabbit_ima
         # One message per process: the broker crashes while the program runs. The worker cannot
         # acknowledge any more, so it stops the program and fails; the message is still there.
         seed(env, amqp_queue, "held")
-        worker = start_jobworker(
-            [
-                "coarse",
-                "--queue",
-                amqp_queue,
-                "--grace-seconds",
-                "1",
-                "--",
-                "sh",
-                "-c",
-                "echo started; exec sleep 60",
-            ],
-            env,
-        )
-        wait_for_line(worker, b"started")
+        worker = started_on_a_long_item(env, amqp_queue, grace_seconds="1")
         server.kill()
         _, stderr = worker.communicate(timeout=60)
         assert worker.returncode == ExitCode.ERROR, stderr.decode()
