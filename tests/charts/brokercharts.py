@@ -17,7 +17,7 @@ from tests.support.manifests import Manifests
 class BrokerChart(ChartUnderTest):  # its name is also the broker container's
     port: str  # the name of the port clients connect to
     # Keys of the chart's Secret that are not secret (rabbitmq keeps the user name beside the
-    # password), for tests.charts.checks.assert_secrets_only_in_secrets.
+    # password, but it is no secret), for tests.charts.checks.assert_secrets_only_in_secrets.
     public_keys: frozenset[str] = frozenset()
 
     @property

@@ -20,8 +20,9 @@ def test_every_object_has_the_standard_labels_and_the_services_select_the_pod(he
     assert statefulset["spec"]["serviceName"] == f"{chart.fullname}-headless"
     selector = statefulset["spec"]["selector"]["matchLabels"]
     assert selector.items() <= chart.pod_template(rendered)["metadata"]["labels"].items()
-    assert rendered.get("Service", chart.fullname)["spec"]["selector"] == selector
-    assert rendered.get("Service", chart.fullname)["spec"]["type"] == "ClusterIP"
+    service = rendered.get("Service", chart.fullname)
+    assert service["spec"]["selector"] == selector
+    assert service["spec"]["type"] == "ClusterIP"
     assert rendered.get("Service", f"{chart.fullname}-headless")["spec"]["clusterIP"] == "None"
     for obj in rendered:
         labels = obj["metadata"]["labels"]
@@ -123,7 +124,7 @@ def test_service_account_is_optional_and_without_token(helm: Helm, chart: Broker
 @pytest.mark.parametrize(
     ("chart", "values_file"),
     [(chart, path) for chart in BROKER_CHARTS for path in ci_values_files(chart.name)],
-    ids=lambda param: param.name if hasattr(param, "name") else str(param),
+    ids=lambda param: param.name,  # the chart, then the values file
 )
 def test_ci_variants_stay_restricted_and_keep_secrets_in_the_secret(
     helm: Helm, chart: BrokerChart, values_file: Path

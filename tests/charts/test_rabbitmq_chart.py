@@ -4,28 +4,19 @@ import re
 
 import pytest
 
+from tests.charts.brokercharts import RABBITMQ
 from tests.charts.checks import (
     assert_generated_value_is_looked_up,
     assert_secrets_only_in_secrets,
     env_of,
 )
-from tests.support.helm import Helm, chart_path, ci_values_files
+from tests.support.helm import Helm, ci_values_files
 from tests.support.manifests import Manifests
 
-CHART = chart_path("rabbitmq")
-FULLNAME = "demo-rabbitmq"  # release "demo"
-USERNAME_KEY = "rabbitmq-username"  # the user name is kept beside the password, but is no secret
+CHART = RABBITMQ.path
+FULLNAME = RABBITMQ.fullname
 SECRET_ENV = ("RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS", "RABBITMQ_ERLANG_COOKIE")
-
-
-def render(helm: Helm, values: dict | None = None, **kwargs: object) -> Manifests:
-    return helm.template(CHART, values or {}, **kwargs)
-
-
-def rabbitmq_container(manifests: Manifests) -> dict:
-    (container,) = manifests.get("StatefulSet")["spec"]["template"]["spec"]["containers"]
-    assert container["name"] == "rabbitmq"
-    return container
+render, rabbitmq_container = RABBITMQ.render, RABBITMQ.broker
 
 
 def config_lines(manifests: Manifests) -> list[str]:
@@ -128,7 +119,7 @@ def test_generated_credentials_and_cookie_are_in_the_secret_and_reach_the_node_b
             "RABBITMQ_ERLANG_COOKIE": "erlang-cookie"}  # fmt: skip
     for name, key in keys.items():
         assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": FULLNAME, "key": key}}}
-    assert_secrets_only_in_secrets(rendered, public_keys={USERNAME_KEY})
+    assert_secrets_only_in_secrets(rendered, public_keys=RABBITMQ.public_keys)
     secret = rendered.get("Secret", FULLNAME)
     assert "annotations" not in secret["metadata"], "without persistence, uninstall removes everything"
 

@@ -2,24 +2,18 @@
 
 import re
 
+from tests.charts.brokercharts import REDIS
 from tests.charts.checks import (
     assert_generated_value_is_looked_up,
     assert_secrets_only_in_secrets,
     env_of,
 )
-from tests.support.helm import Helm, chart_path
+from tests.support.helm import Helm
 from tests.support.manifests import Manifests
 
-CHART = chart_path("redis")
-FULLNAME = "demo-redis"  # release "demo"
-
-
-def render(helm: Helm, values: dict | None = None, **kwargs: object) -> Manifests:
-    return helm.template(CHART, values or {}, **kwargs)
-
-
-def redis_container(manifests: Manifests) -> dict:
-    return manifests.get("StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+CHART = REDIS.path
+FULLNAME = REDIS.fullname
+render, redis_container = REDIS.render, REDIS.broker
 
 
 def config_lines(manifests: Manifests) -> list[str]:
