@@ -24,14 +24,12 @@ Usage: bench/fine_queue.py [--items N] [--workers K] [--repeat R] [--compare REV
 
 import argparse
 import functools
-import io
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +40,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import redis  # noqa: E402
 
 from devkit.docs_protocol import drain_like_the_docs  # noqa: E402
+from devkit.revisions import check_imported_from, jobworker_source  # noqa: E402
 from devkit.servers import RedisServer  # noqa: E402
 from jobworker.redisqueue import RedisQueue  # noqa: E402
 
@@ -70,20 +69,6 @@ def worker_env(url: str, source: Path | None = None) -> dict[str, str]:
     """`source`: a directory holding another jobworker package, imported instead of the work tree's."""
     path = [str(source)] if source else []
     return {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(REPO_ROOT)]), "REDIS_URL": url}
-
-
-def extract_source(revision: str, directory: Path) -> Path:
-    """The jobworker package as of a git revision, in `directory`; exits with a message if it cannot."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", revision, "images/jobworker/src/jobworker"],
-        capture_output=True,
-        check=False,
-    )
-    if archive.returncode:
-        sys.exit(f"fine_queue: cannot read revision {revision!r}: {archive.stderr.decode().strip()}")
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(directory, filter="data")
-    return directory / "images" / "jobworker" / "src"
 
 
 def run_workers(commands: list[list[str]], env: dict[str, str]) -> float:
@@ -163,7 +148,8 @@ def main() -> None:
     compared = f"jobworker@{args.compare}" if args.compare else None
     with tempfile.TemporaryDirectory() as directory, RedisServer(Path(directory)) as server:
         if compared:
-            source = extract_source(args.compare, Path(directory) / "compare")
+            source = jobworker_source(args.compare, Path(directory) / "compare")
+            check_imported_from(source, sys.executable, worker_env(server.url, source))
             contenders[compared] = functools.partial(bench_jobworker, source=source)
         results: dict[str, list[float]] = {name: [] for name in contenders}
         startups: dict[str, list[float]] = {name: [] for name in contenders}

@@ -2,7 +2,8 @@
 
 It checks what the numbers rest on, not the numbers: each of the four commands ran once per
 message (the bench itself fails if a worker leaves a message behind), the floors ran on the
-worker's own interpreter, and the table shows the same figures as --json.
+worker's own interpreter, the table shows the same figures as --json, and --compare runs the
+worker as of a revision (the bench itself fails if that worker imports the work tree's package).
 """
 
 import importlib.metadata
@@ -50,3 +51,24 @@ def test_the_table_names_each_command_with_the_interpreter_and_pika_versions():
     workers = ("jobworker coarse -- cat", "amqp-consume -c 1 cat")
     for command in (*workers, "python -c pass", "python -c 'import pika'"):
         assert any(line.strip().startswith(command) and line.endswith(" ms") for line in lines), command
+
+
+def test_compare_runs_the_worker_as_of_a_revision_next_to_the_work_trees():
+    result = bench("--json", "--compare", "HEAD")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["compared_with"] == "HEAD"
+    assert report["per_message_ms"]["jobworker_coarse_compared"] > 0
+    assert isinstance(report["time_change_percent"], float)
+    table = bench("--compare", "HEAD")
+    assert table.returncode == 0, table.stderr[-3000:]
+    assert "  jobworker coarse as of HEAD: " in table.stdout
+    assert "  the work tree against it: " in table.stdout
+
+
+def test_compare_with_a_revision_git_cannot_read_is_one_line():
+    result = bench("--compare", "no-such-revision")
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("cannot read jobworker as of revision 'no-such-revision': "), line
+    assert "no-such-revision" in line.split(": ", 1)[1], line  # git's own reason names it again
