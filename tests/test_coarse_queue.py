@@ -822,3 +822,18 @@ def test_coarse_runs_without_redis_py_and_says_when_pika_is_missing(rabbit_serve
         [*_without("pika"), *args], env=worker_env(amqp_env), capture_output=True, check=False
     )
     error_line(missing, "no RabbitMQ support", "jobworker[amqp]")
+
+
+# --- start-up --------------------------------------------------------------------------------------
+def test_a_coarse_pod_imports_nothing_its_worker_does_not_use(rabbit_server, amqp_env, amqp_queue):
+    """A pod per item pays for every module its worker imports once per item, so the coarse worker
+    leaves out what only others use: hashlib (OpenSSL's hashes, for seeds), pathlib (indexed's
+    files) and dataclasses (the package's records are NamedTuples, which are quicker to define).
+    `bench/coarse_queue.py --compare REV` measures what a change does to the worker's time."""
+    seed(amqp_env, amqp_queue, "one")
+    result = coarse({**amqp_env, "PYTHONPROFILEIMPORTTIME": "1"}, amqp_queue, "cat")
+    assert (result.returncode, result.stdout) == (ExitCode.OK, b"one"), result.stderr.decode()
+    lines = result.stderr.decode().splitlines()
+    imported = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
+    assert {"pika", "jobworker.coarse"} <= imported  # the profile covers the worker's imports
+    assert not imported & {"hashlib", "pathlib", "dataclasses"}

@@ -42,7 +42,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import pika
 from pika import exceptions
@@ -79,8 +79,7 @@ class BrokerLost(Exception):
     """
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     tag: int
     body: bytes
     properties: pika.BasicProperties

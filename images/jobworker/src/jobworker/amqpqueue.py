@@ -30,8 +30,7 @@ import re
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pika
@@ -89,8 +88,7 @@ HEADER_SEED_CHUNK = "x-jobworker-seed-chunk"  # on seed markers: the chunk's ind
 HEADER_SEED_ITEMS = "x-jobworker-seed-items"  # on seed markers: the items in the chunk
 
 
-@dataclass(frozen=True)
-class Broker:
+class Broker(NamedTuple):
     """Where to connect and as whom; `location` (no credentials) is what messages show."""
 
     parameters: pika.URLParameters
@@ -392,14 +390,12 @@ def dead_letter(
     publish_confirmed(channel, names.failed, names.work, body, with_headers(properties, headers))
 
 
-@dataclass(frozen=True)
-class QueueCounts:
+class QueueCounts(NamedTuple):
     ready: int  # messages waiting in the queue
     consumers: int
 
 
-@dataclass(frozen=True)
-class AmqpStatus:
+class AmqpStatus(NamedTuple):
     """What AMQP 0-9-1 tells about a queue without the management plugin.
 
     It reports the ready messages and the consumers, not the unacknowledged messages (the

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from jobworker.amqpconsumer import PUMP_SECONDS, BrokerLost, Consumer, Delivery
 from jobworker.amqpqueue import Broker, PublishFailed
@@ -45,8 +45,7 @@ log = logging.getLogger(__name__)
 MAX_LOSSES_WITHOUT_PROGRESS = 3  # --drain: reconnections allowed while no item gets done
 
 
-@dataclass(frozen=True)
-class CoarseSettings:
+class CoarseSettings(NamedTuple):
     max_attempts: int
     wait_seconds: float  # for the first message
     drain: bool
@@ -85,7 +84,7 @@ class CoarseWorker:
             )
             if self.settings.consumer_timeout and not consumer.timeout_argument_sent:
                 # One line said why it was left out; a reconnection goes without it, silently.
-                self.settings = replace(self.settings, consumer_timeout=None)
+                self.settings = self.settings._replace(consumer_timeout=None)
             if not losses:
                 log.info(
                     "worker started on queue %r at %s (%s, %d attempts)",

@@ -6,8 +6,8 @@ shows), so they are defined once here and nowhere else. A value that one module 
 in that module.
 """
 
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 
 class ExitCode(IntEnum):
@@ -94,8 +94,7 @@ AMQP_SEED_CHUNK = 1000  # items per transaction of `jobworker seed` (part of the
 
 
 # --- Redis keys ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RedisKeys:
+class RedisKeys(NamedTuple):
     """The keys of one Redis work queue.
 
     The queue itself is the plain list named Q, so `redis-cli rpush Q item` keeps working. Every
@@ -150,8 +149,7 @@ STATE_SEALED = b"sealed"
 AMQP_SEED_DIGEST_CHARS = 16  # of the seed digest, in the name of its marker queue
 
 
-@dataclass(frozen=True)
-class AmqpNames:
+class AmqpNames(NamedTuple):
     """The exchanges and queues that go with one RabbitMQ work queue Q.
 
     Q itself is an ordinary durable queue reached through the default exchange, so the Kubernetes

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from jobworker.constants import (
     STATE_OPEN,
@@ -52,8 +52,7 @@ POSITION_REPORT_SECONDS = 0.02
 STOP_CHECK_SECONDS = 0.1  # how soon after SIGTERM the heartbeat hands back items not started
 
 
-@dataclass(frozen=True)
-class FineSettings:
+class FineSettings(NamedTuple):
     batch_size: int
     lease_seconds: float
     max_attempts: int

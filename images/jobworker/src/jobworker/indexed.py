@@ -16,8 +16,8 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from jobworker.constants import (
     ENV_INDEX_FILE,
@@ -40,8 +40,7 @@ _DECIMAL = re.compile(r"[0-9]+")  # ASCII only: int() would also take "٣", "+3"
 WRITTEN_ITEM_MODE = 0o644  # the main container may run as another user than the init container
 
 
-@dataclass(frozen=True)
-class CompletionIndex:
+class CompletionIndex(NamedTuple):
     """The index and where it came from, for log lines and error messages."""
 
     value: int

@@ -10,12 +10,10 @@ This module imports neither redis-py nor pika, so that cli.py can use it in any 
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class SeedOptions:
+class SeedOptions(NamedTuple):
     """How to seed; each broker reads what applies to it (cli.py refuses the others' options)."""
 
     seal: bool = True  # Redis: mark the end of input once the items are in (RabbitMQ has no marker)
@@ -27,8 +25,7 @@ class SeedOptions:
 DEFAULT_SEED = SeedOptions()
 
 
-@dataclass(frozen=True)
-class SeedResult:
+class SeedResult(NamedTuple):
     pushed: int  # items added by this run
     total: int
     already_seeded: bool  # an earlier run had added them all
@@ -36,8 +33,7 @@ class SeedResult:
     sealed: bool | None = None  # Redis: the queue is sealed now; None where queues have no marker
 
 
-@dataclass(frozen=True)
-class Retrying:
+class Retrying(NamedTuple):
     """An item waiting for another run after a failed run or a lost worker."""
 
     item: bytes

@@ -66,6 +66,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import redis
@@ -479,8 +480,7 @@ return {redis.call('HINCRBY', KEYS[3], 'pushed', #ARGV - 2), #ARGV - 2}
 )
 
 
-@dataclass(frozen=True)
-class Lease:
+class Lease(NamedTuple):
     """A batch of items held by this worker until acknowledged or until its deadline."""
 
     lease_id: int
@@ -489,8 +489,7 @@ class Lease:
     stride: int  # items started at most per position report (see the module docstring)
 
 
-@dataclass(frozen=True)
-class QueueView:
+class QueueView(NamedTuple):
     """What the queue looked like when work was last asked for: tells a worker to wait or exit."""
 
     pending: int
@@ -514,8 +513,7 @@ class Ack:
     failures: dict[int, str] = field(default_factory=dict)  # index in the batch -> error
 
 
-@dataclass(frozen=True)
-class RedisStatus:
+class RedisStatus(NamedTuple):
     pending: int
     in_flight: int
     done: int

@@ -30,9 +30,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import IO
+from typing import IO, NamedTuple
 
 from jobworker.constants import (
     ENV_WITHHELD_FROM_PROGRAM,
@@ -62,8 +61,7 @@ class ItemDelivery(StrEnum):
     FILE = "file"
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What became of one run: success, a failure with its reason, or an interruption by a stop."""
 
     ok: bool

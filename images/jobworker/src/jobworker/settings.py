@@ -15,8 +15,7 @@ is a new Kind, and nothing outside this module needs to know how values are read
 import argparse
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from jobworker.constants import (
     DEFAULT_BATCH_SIZE_COMMAND,
@@ -61,8 +60,7 @@ class Kind(Protocol):
         """What a good value is, for messages: "an integer from 1 to 65535"."""
 
 
-@dataclass(frozen=True)
-class Number:
+class Number(NamedTuple):
     """An int or a finite float within [minimum, maximum] (minimum excluded with `above`)."""
 
     kind: type
@@ -90,8 +88,7 @@ def _shown(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     """One of a few words; `canonical` maps the text to its spelling in `values` (case, say)."""
 
     values: tuple[str, ...]
@@ -108,8 +105,7 @@ class Choice:
         return "one of " + ", ".join(self.values)
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(NamedTuple):
     """A yes/no variable (the option itself takes no value): true/false, 1/0, yes/no, on/off."""
 
     def parse(self, text: str) -> bool:
@@ -124,8 +120,7 @@ class Flag:
         return "true or false (also 1/0, yes/no, on/off)"
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(NamedTuple):
     """Any text that is valid UTF-8: names and URLs go to servers and log lines, which need it.
 
     Bytes that are not UTF-8 reach Python as lone surrogates (from argv and the environment alike);
@@ -140,8 +135,7 @@ class Text:
         return "valid UTF-8 text"
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One option of the command line and the environment variable that can give it instead."""
 
     option: str  # --lease-seconds
