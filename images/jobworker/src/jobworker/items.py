@@ -74,8 +74,8 @@ def read_items(path: str, items_format: ItemsFormat = "auto") -> list[bytes]:
 def items_digest(items: Sequence[bytes], prefix: bytes = b"") -> str:
     """Identifies a list of items, order and boundaries included, so that a retried seed is
     recognised; `prefix` mixes in what else makes two seeds different (a chunk size, say)."""
-    # Imported here, where seeding needs it: loading OpenSSL's hashes would cost every coarse pod,
-    # which seeds nothing, about 3 ms of its start (bench/coarse_queue.py --compare).
+    # Imported here, where seeding needs it: every coarse pod, which seeds nothing, would load
+    # OpenSSL's hashes on its way to its one item.
     import hashlib  # noqa: PLC0415
 
     digest = hashlib.sha256(prefix)
