@@ -121,8 +121,9 @@ def per_message_seconds(
     }
     if compare:
         source = jobworker_source(compare, scratch / "compared")
-        check_imported_from(source, sys.executable, worker_env(server, source))
-        commands[COMPARED] = ([*coarse, COMPARED, "--", "cat"], worker_env(server, source))
+        compared_env = worker_env(server, source)
+        check_imported_from(source, sys.executable, compared_env)
+        commands[COMPARED] = ([*coarse, COMPARED, "--", "cat"], compared_env)
     workers = list(commands)  # each consumes the queue of its own name
     items_file = scratch / "messages.txt"
     items_file.write_text("".join(f"item-{n:06d}\n" for n in range(messages + 1)))

@@ -64,11 +64,3 @@ def test_compare_runs_the_worker_as_of_a_revision_next_to_the_work_trees():
     assert table.returncode == 0, table.stderr[-3000:]
     assert "  jobworker coarse as of HEAD: " in table.stdout
     assert "  the work tree against it: " in table.stdout
-
-
-def test_compare_with_a_revision_git_cannot_read_is_one_line():
-    result = bench("--compare", "no-such-revision")
-    assert result.returncode == 1
-    [line] = result.stderr.splitlines()
-    assert line.startswith("cannot read jobworker as of revision 'no-such-revision': "), line
-    assert "no-such-revision" in line.split(": ", 1)[1], line  # git's own reason names it again

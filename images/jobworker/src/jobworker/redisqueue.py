@@ -522,14 +522,7 @@ class RedisStatus(NamedTuple):
     state: str  # "open", "sealed" or "none" (a list filled by hand)
 
     def as_dict(self) -> dict[str, int | bool | str]:
-        return {
-            "pending": self.pending,
-            "in_flight": self.in_flight,
-            "done": self.done,
-            "failed": self.failed,
-            "sealed": self.sealed,
-            "state": self.state,
-        }
+        return self._asdict()
 
     def lines(self, queue: str) -> list[str]:
         return [
