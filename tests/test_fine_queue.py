@@ -882,3 +882,15 @@ def test_status_of_a_list_filled_by_hand(redis_server, redis_env):
         "sealed": False,
         "state": "none",
     }
+
+
+def test_status_output_is_whole_on_a_pipe_without_unbuffered_output(redis_server, redis_env):
+    """The command ends without the interpreter's teardown (cli.exit_without_teardown), which is
+    what flushes a block-buffered stdout: outside the images, where PYTHONUNBUFFERED is not set,
+    the output on a pipe must still be all there."""
+    redis_server.client().rpush("piped", "x", "y")
+    result = run_jobworker(["status", "--queue", "piped"], {**redis_env, "PYTHONUNBUFFERED": ""})
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert (lines[0], lines[1].split()) == ("queue piped (none)", ["pending", "2"])
+    assert lines[-1].split()[0] == "failed", lines  # the last line of the report

@@ -2,4 +2,4 @@
 
 from jobworker.cli import main
 
-raise SystemExit(main())
+main()

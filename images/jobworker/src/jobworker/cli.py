@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from jobworker import __version__, settings
 from jobworker.constants import (
@@ -610,13 +610,34 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
     return args
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Entry point: parse, run, and turn user errors into one line on stderr and an exit code."""
-    environ = os.environ if environ is None else environ
-    args = parse_args(argv, environ)
+def main() -> NoReturn:
+    """The `jobworker` command: parse, run, turn user errors into one line on stderr and an exit
+    code, and end the process with it."""
+    args = parse_args(None, os.environ)
     setup_logging(args.log_format, args.log_level)
     try:
-        return int(args.run(args, environ))
+        code = int(args.run(args, os.environ))
     except JobWorkerError as error:
         log.error("%s", error)
-        return int(error.exit_code)
+        code = int(error.exit_code)
+    if getattr(args, "handler", None):
+        sys.exit(code)  # a --handler's module may hold open files or atexit functions: tear down
+    exit_without_teardown(code)
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End the process without the interpreter's teardown, where no code of the user's ran in it.
+
+    The teardown frees every module and object, about 10 ms with pika loaded: a tenth of a coarse
+    worker's whole run (bench/coarse_queue.py), paid once per item in a pod per item, by a process
+    whose container ends with it. Everything that has to outlive the process is done by now: the
+    message acknowledged and its acknowledgement confirmed, the connections closed, the program
+    waited for. What is left is our own output, flushed here.
+    """
+    logging.shutdown()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        sys.exit(code)  # the ordinary exit tries again and reports the lost output (status 120)
+    os._exit(code)
