@@ -630,9 +630,9 @@ def exit_without_teardown(code: int) -> NoReturn:
 
     The teardown frees every module and object, pika's included: 14 to 15% of a coarse worker's
     whole run (bench/coarse_queue.py --compare, about 17 ms), paid once per item in a pod per item,
-    by a process whose container ends with it. Everything that has to outlive the process is done by now: the
-    message acknowledged and its acknowledgement confirmed, the connections closed, the program
-    waited for. What is left is our own output, flushed here.
+    by a process whose container ends with it. Everything that has to outlive the process is done
+    by now: the message acknowledged and its acknowledgement confirmed, the connections closed, the
+    program waited for. What is left is our own output, flushed here.
     """
     logging.shutdown()
     try:
